@@ -1,0 +1,98 @@
+"""The ``klip`` command line: thin wrappers that turn errors into exit codes."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILURE = 1
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _friendly_errors(func: F) -> F:
+    """Turn the libraries' typed errors into a readable message and a non-zero exit."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from klipmedia.errors import KlipmediaError
+
+        try:
+            return func(*args, **kwargs)
+        except (KlipmediaError, ValueError, FileNotFoundError) as exc:
+            click.secho(f"error: {exc}", fg="red", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Show debug logs.")
+def cli(verbose: bool) -> None:
+    """Klippers: turn a long landscape video into vertical shorts."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli()
+
+
+@cli.command()
+@click.argument("segment", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Where to write the vertical short (.mp4).")
+@click.option("--srt", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Captions as an SRT file.")
+@click.option("--words", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Word-timed captions (words JSON); highlights the spoken word.")
+@click.option("--background", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Background video for the stacked layout (looped, muted).")
+@click.option("--layout", type=click.Choice(["stacked", "full", "blurred"]), default="stacked",
+              show_default=True)
+@click.option("--split", type=click.FloatRange(0.2, 0.8), default=0.5, show_default=True,
+              help="Share of the height the speaker takes in the stacked layout.")
+@click.option("--preset", default="veryfast", show_default=True, help="x264 preset.")
+@click.option("--crf", type=click.IntRange(0, 51), default=23, show_default=True,
+              help="x264 constant rate factor (lower is better quality).")
+@_friendly_errors
+def render(
+    segment: Path,
+    output: Path,
+    srt: Path | None,
+    words: Path | None,
+    background: Path | None,
+    layout: str,
+    split: float,
+    preset: str,
+    crf: int,
+) -> None:
+    """Render SEGMENT as a 1080x1920 short with captions."""
+    import klipmedia
+
+    if srt and words:
+        raise click.UsageError("give either --srt or --words, not both")
+    captions: klipmedia.Captions | None = None
+    if srt:
+        captions = klipmedia.Captions.from_srt(srt)
+    elif words:
+        captions = klipmedia.Captions.from_words_json(words)
+    result = klipmedia.render_short(
+        segment,
+        output,
+        background=background,
+        captions=captions,
+        layout=klipmedia.Layout(kind=layout, split=split),  # type: ignore[arg-type]
+        encode=klipmedia.EncodeSettings(preset=preset, crf=crf),
+    )
+    click.echo(f"wrote {result.path} ({result.frames} frames, {result.duration:.2f} s)")
