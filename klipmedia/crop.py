@@ -71,7 +71,7 @@ class CropPath:
         return c0 + (c1 - c0) * (t - t0) / (t1 - t0)
 
 
-def _even(value: float) -> int:
+def _even(value: float | Fraction) -> int:
     return int(value) // 2 * 2
 
 
@@ -85,9 +85,7 @@ def window_size(src_width: int, src_height: int, aspect: Fraction) -> tuple[int,
     return _even(src_width), max(_even(src_width / aspect), 2)
 
 
-def place_window(
-    src_width: int, src_height: int, size: tuple[int, int], center: float
-) -> Window:
+def place_window(src_width: int, src_height: int, size: tuple[int, int], center: float) -> Window:
     """Place a window of ``size`` with its centre at ``center`` (fraction of the width).
 
     The window is clamped inside the frame and vertically centred.

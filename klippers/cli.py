@@ -50,21 +50,56 @@ def main() -> None:
 
 @cli.command()
 @click.argument("segment", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Where to write the vertical short (.mp4).")
-@click.option("--srt", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Captions as an SRT file.")
-@click.option("--words", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Word-timed captions (words JSON); highlights the spoken word.")
-@click.option("--background", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Background video for the stacked layout (looped, muted).")
-@click.option("--layout", type=click.Choice(["stacked", "full", "blurred"]), default="stacked",
-              show_default=True)
-@click.option("--split", type=click.FloatRange(0.2, 0.8), default=0.5, show_default=True,
-              help="Share of the height the speaker takes in the stacked layout.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where to write the vertical short (.mp4).",
+)
+@click.option(
+    "--srt",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Captions as an SRT file.",
+)
+@click.option(
+    "--words",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Word-timed captions (words JSON); highlights the spoken word.",
+)
+@click.option(
+    "--background",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Background video for the stacked layout (looped, muted).",
+)
+@click.option(
+    "--layout",
+    type=click.Choice(["stacked", "full", "blurred"]),
+    default="stacked",
+    show_default=True,
+)
+@click.option(
+    "--split",
+    type=click.FloatRange(0.2, 0.8),
+    default=0.5,
+    show_default=True,
+    help="Share of the height the speaker takes in the stacked layout.",
+)
+@click.option(
+    "--reframe",
+    type=click.Choice(["face", "center"]),
+    default="face",
+    show_default=True,
+    help="Follow the speaker's face, or keep the crop centred.",
+)
 @click.option("--preset", default="veryfast", show_default=True, help="x264 preset.")
-@click.option("--crf", type=click.IntRange(0, 51), default=23, show_default=True,
-              help="x264 constant rate factor (lower is better quality).")
+@click.option(
+    "--crf",
+    type=click.IntRange(0, 51),
+    default=23,
+    show_default=True,
+    help="x264 constant rate factor (lower is better quality).",
+)
 @_friendly_errors
 def render(
     segment: Path,
@@ -74,6 +109,7 @@ def render(
     background: Path | None,
     layout: str,
     split: float,
+    reframe: str,
     preset: str,
     crf: int,
 ) -> None:
@@ -87,12 +123,19 @@ def render(
         captions = klipmedia.Captions.from_srt(srt)
     elif words:
         captions = klipmedia.Captions.from_words_json(words)
+    frame_layout = klipmedia.Layout(kind=layout, split=split)  # type: ignore[arg-type]
+    crop_path = None
+    if reframe == "face" and layout != "blurred":
+        from klipmedia.reframe import face_path
+
+        crop_path = face_path(segment, aspect=frame_layout.crop_aspect)
     result = klipmedia.render_short(
         segment,
         output,
         background=background,
         captions=captions,
-        layout=klipmedia.Layout(kind=layout, split=split),  # type: ignore[arg-type]
+        layout=frame_layout,
+        crop_path=crop_path,
         encode=klipmedia.EncodeSettings(preset=preset, crf=crf),
     )
     click.echo(f"wrote {result.path} ({result.frames} frames, {result.duration:.2f} s)")

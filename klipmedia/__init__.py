@@ -1,0 +1,53 @@
+"""klipmedia: turn landscape clips into vertical shorts with PyAV and numpy.
+
+Render a short in one call::
+
+    import klipmedia
+    klipmedia.render_short("seg.mp4", "out.mp4", background="bg.mp4", captions="seg.srt")
+"""
+
+from klipmedia.captions import CaptionEvent, Captions, TimedWord
+from klipmedia.crop import CropPath, Window, place_window, window_size
+from klipmedia.encode import EncodeSettings
+from klipmedia.errors import (
+    CaptionError,
+    EmptyMediaError,
+    KlipmediaError,
+    MediaError,
+    MediaNotFoundError,
+    NoVideoStreamError,
+    RenderError,
+    UnreadableMediaError,
+)
+from klipmedia.layout import Layout
+from klipmedia.probe import MediaInfo, probe
+from klipmedia.render import RenderResult, render_short
+from klipmedia.text import CaptionStyle, bundled_font
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CaptionError",
+    "CaptionEvent",
+    "CaptionStyle",
+    "Captions",
+    "CropPath",
+    "EmptyMediaError",
+    "EncodeSettings",
+    "KlipmediaError",
+    "Layout",
+    "MediaError",
+    "MediaInfo",
+    "MediaNotFoundError",
+    "NoVideoStreamError",
+    "RenderError",
+    "RenderResult",
+    "TimedWord",
+    "UnreadableMediaError",
+    "Window",
+    "bundled_font",
+    "place_window",
+    "probe",
+    "render_short",
+    "window_size",
+]

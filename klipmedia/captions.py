@@ -1,0 +1,287 @@
+"""Caption timelines from SRT cues or timed words, as a list of distinct caption images."""
+
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from klipmedia.errors import CaptionError
+
+log = logging.getLogger(__name__)
+
+_TIMING = re.compile(
+    r"^\s*(\d{1,3}):(\d{1,2}):(\d{1,2})[,.](\d{1,3})\s*-->\s*"
+    r"(\d{1,3}):(\d{1,2}):(\d{1,2})[,.](\d{1,3})(?:\s+.*)?$"
+)
+_TAGS = re.compile(r"<[^>]*>|\{\\[^}]*\}")
+_SENTENCE_END = (".", "?", "!", "…")
+_CLAUSE_END = (",", ";", ":")
+
+
+class WordLike(Protocol):
+    """Anything with a start, an end (seconds) and a text, e.g. a transcript word."""
+
+    @property
+    def start(self) -> float: ...
+
+    @property
+    def end(self) -> float: ...
+
+    @property
+    def text(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class TimedWord:
+    """A word and the time range (seconds) it is spoken in."""
+
+    start: float
+    end: float
+    text: str
+
+
+@dataclass(frozen=True)
+class CaptionEvent:
+    """One distinct caption image shown for ``start <= t < end`` seconds.
+
+    ``highlight`` is the index in ``words`` of the word being spoken, or None
+    when no word is highlighted (plain SRT cues).
+    """
+
+    start: float
+    end: float
+    words: tuple[str, ...]
+    highlight: int | None = None
+
+    @property
+    def text(self) -> str:
+        """The caption text on one line."""
+        return " ".join(self.words)
+
+
+@dataclass(frozen=True)
+class Captions:
+    """A time-ordered, non-overlapping sequence of caption events.
+
+    Examples
+    --------
+    >>> caps = Captions.from_srt("1\\n00:00:00,000 --> 00:00:01,500\\nHello there\\n")
+    >>> caps.at(1.0).text, caps.at(2.0)
+    ('Hello there', None)
+    """
+
+    events: tuple[CaptionEvent, ...]
+
+    def __post_init__(self) -> None:
+        for before, after in zip(self.events, self.events[1:], strict=False):
+            if after.start < before.end:
+                raise CaptionError("caption events must be sorted and must not overlap")
+
+    def at(self, t: float) -> CaptionEvent | None:
+        """The event shown at ``t`` seconds, if any."""
+        starts = [e.start for e in self.events]
+        i = bisect.bisect_right(starts, t) - 1
+        if i >= 0 and t < self.events[i].end:
+            return self.events[i]
+        return None
+
+    def clipped(self, duration: float) -> Captions:
+        """Events cut to ``[0, duration)``; those starting after the end are dropped."""
+        kept = [replace(e, end=min(e.end, duration)) for e in self.events if e.start < duration]
+        if len(kept) < len(self.events):
+            log.info(
+                "dropped %d caption(s) starting after the clip ends", len(self.events) - len(kept)
+            )
+        return Captions(tuple(kept))
+
+    @classmethod
+    def from_srt(cls, source: str | Path) -> Captions:
+        """Parse SRT text, or the SRT file at ``source`` (BOM and CRLF accepted).
+
+        Overlapping cues are resolved by ending the earlier cue when the next begins.
+        """
+        return cls(tuple(_without_overlaps(parse_srt(_read_source(source)))))
+
+    @classmethod
+    def from_words(
+        cls,
+        words: Iterable[WordLike],
+        max_words: int = 4,
+        max_gap: float = 0.6,
+        hold: float = 0.5,
+    ) -> Captions:
+        """Short groups of words with the spoken word highlighted.
+
+        A group holds at most ``max_words`` words and breaks at sentence ends, at a
+        clause end once it has two words, and at pauses longer than ``max_gap``
+        seconds. A group stays up ``hold`` seconds after its last word unless the
+        next group starts sooner.
+        """
+        if max_words < 1:
+            raise CaptionError("max_words must be at least 1")
+        ordered = _checked_words(words)
+        groups = _group_words(ordered, max_words, max_gap)
+        events: list[CaptionEvent] = []
+        for index, group in enumerate(groups):
+            next_start = groups[index + 1][0].start if index + 1 < len(groups) else None
+            events.extend(_group_events(group, next_start, hold))
+        return cls(tuple(events))
+
+    @classmethod
+    def from_words_json(cls, path: str | Path, **options: Any) -> Captions:
+        """Load timed words from JSON: a list of words, ``{"words": [...]}``, or a
+        transcript with ``{"sentences": [{"words": [...]}]}``."""
+        try:
+            doc = json.loads(Path(path).read_text(encoding="utf-8-sig"))
+        except (OSError, ValueError) as exc:
+            raise CaptionError(f"{path}: cannot read words JSON ({exc})") from exc
+        return cls.from_words(_words_from_doc(doc, path), **options)
+
+
+def parse_srt(text: str) -> list[CaptionEvent]:
+    """Parse SRT text into cues (in file order); raise :class:`CaptionError` naming the line."""
+    lines = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    cues: list[CaptionEvent] = []
+    i = 0
+    while i < len(lines):
+        if not lines[i].strip():
+            i += 1
+            continue
+        if lines[i].strip().isdigit() and i + 1 < len(lines) and lines[i + 1].strip():
+            i += 1  # the cue number
+        start, end = _parse_timing(lines[i], i + 1)
+        i += 1
+        body: list[str] = []
+        while i < len(lines) and lines[i].strip():
+            body.append(_TAGS.sub("", lines[i]).strip())
+            i += 1
+        words = tuple(" ".join(body).split())
+        if end <= start:
+            raise CaptionError(
+                f"SRT line {i}: cue ends ({end:.3f} s) before it starts ({start:.3f} s)"
+            )
+        if words:
+            cues.append(CaptionEvent(start, end, words))
+    return sorted(cues, key=lambda c: c.start)
+
+
+def _parse_timing(line: str, number: int) -> tuple[float, float]:
+    match = _TIMING.match(line)
+    if not match:
+        raise CaptionError(f"SRT line {number}: malformed timestamp line {line.strip()!r}")
+    h1, m1, s1, f1, h2, m2, s2, f2 = match.groups()
+    for minutes, secs in ((m1, s1), (m2, s2)):
+        if int(minutes) > 59 or int(secs) > 59:
+            raise CaptionError(
+                f"SRT line {number}: minutes/seconds out of range in {line.strip()!r}"
+            )
+    return _clock(h1, m1, s1, f1), _clock(h2, m2, s2, f2)
+
+
+def _clock(hours: str, minutes: str, secs: str, fraction: str) -> float:
+    return int(hours) * 3600 + int(minutes) * 60 + int(secs) + int(fraction.ljust(3, "0")) / 1000
+
+
+def _read_source(source: str | Path) -> str:
+    if isinstance(source, Path) or ("-->" not in source and "\n" not in source):
+        try:
+            return Path(source).read_text(encoding="utf-8-sig")
+        except OSError as exc:
+            raise CaptionError(f"{source}: cannot read SRT file ({exc})") from exc
+    return source
+
+
+def _without_overlaps(cues: Sequence[CaptionEvent]) -> list[CaptionEvent]:
+    kept: list[CaptionEvent] = []
+    for cue in cues:
+        if kept and cue.start < kept[-1].end:
+            log.warning(
+                "SRT cue at %.3f s overlaps the previous one; ending that one early", cue.start
+            )
+            if cue.start <= kept[-1].start:
+                kept.pop()
+            else:
+                kept[-1] = replace(kept[-1], end=cue.start)
+        kept.append(cue)
+    return kept
+
+
+def _checked_words(words: Iterable[WordLike]) -> list[TimedWord]:
+    checked: list[TimedWord] = []
+    for word in words:
+        text = word.text.strip()
+        if not text:
+            continue
+        if not word.end >= word.start >= 0:
+            raise CaptionError(
+                f"word {text!r} has an invalid time range {word.start:.3f}-{word.end:.3f} s"
+            )
+        checked.append(TimedWord(float(word.start), float(word.end), text))
+    checked.sort(key=lambda w: w.start)
+    return checked
+
+
+def _group_words(
+    words: Sequence[TimedWord], max_words: int, max_gap: float
+) -> list[list[TimedWord]]:
+    groups: list[list[TimedWord]] = []
+    for word in words:
+        current = groups[-1] if groups else None
+        if current is None or _breaks_after(current, word, max_words, max_gap):
+            groups.append([word])
+        else:
+            current.append(word)
+    return groups
+
+
+def _breaks_after(
+    group: Sequence[TimedWord], word: TimedWord, max_words: int, max_gap: float
+) -> bool:
+    last = group[-1]
+    return (
+        len(group) >= max_words
+        or word.start - last.end > max_gap
+        or last.text.endswith(_SENTENCE_END)
+        or (len(group) >= 2 and last.text.endswith(_CLAUSE_END))
+    )
+
+
+def _group_events(
+    group: Sequence[TimedWord], next_start: float | None, hold: float
+) -> list[CaptionEvent]:
+    texts = tuple(w.text for w in group)
+    end = group[-1].end + hold
+    if next_start is not None:
+        end = min(end, next_start)
+    events: list[CaptionEvent] = []
+    for index, word in enumerate(group):
+        start = max(word.start, events[-1].end if events else word.start)
+        stop = group[index + 1].start if index + 1 < len(group) else end
+        stop = min(max(stop, start), end)
+        if stop > start:
+            events.append(CaptionEvent(start, stop, texts, index))
+    return events
+
+
+def _words_from_doc(doc: Any, path: str | Path) -> list[TimedWord]:
+    if isinstance(doc, dict) and "sentences" in doc:
+        raw = [w for s in doc["sentences"] for w in s.get("words", [])]
+    elif isinstance(doc, dict) and "words" in doc:
+        raw = doc["words"]
+    elif isinstance(doc, list):
+        raw = doc
+    else:
+        raise CaptionError(f"{path}: expected a list of words or an object with 'words'")
+    try:
+        return [
+            TimedWord(float(w["start"]), float(w["end"]), str(w.get("text", w.get("word", ""))))
+            for w in raw
+        ]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CaptionError(f"{path}: a word lacks a numeric start/end ({exc})") from exc

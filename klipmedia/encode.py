@@ -1,0 +1,118 @@
+"""The output file: H.264 (libx264) + AAC in an MP4 with faststart."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import av
+import av.container
+
+from klipmedia.audio import LAYOUT, RATE
+from klipmedia.errors import KlipmediaError, RenderError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    """x264 and AAC settings for the output.
+
+    ``fps`` None keeps the source's rate (made constant).
+    """
+
+    preset: str = "veryfast"
+    crf: int = 23
+    audio_bitrate: int = 128_000
+    fps: Fraction | None = None
+
+    def __post_init__(self) -> None:
+        presets = (
+            "ultrafast",
+            "superfast",
+            "veryfast",
+            "faster",
+            "fast",
+            "medium",
+            "slow",
+            "slower",
+            "veryslow",
+            "placebo",
+        )
+        if self.preset not in presets:
+            raise KlipmediaError(f"unknown x264 preset {self.preset!r}; choose one of {presets}")
+        if not 0 <= self.crf <= 51:
+            raise KlipmediaError(f"crf must be within [0, 51], got {self.crf}")
+
+
+class Mp4Writer:
+    """Encode frames to an MP4; audio frames are interleaved by the caller."""
+
+    def __init__(
+        self, path: Path, width: int, height: int, fps: Fraction, settings: EncodeSettings
+    ) -> None:
+        self.fps = fps
+        self._container: av.container.OutputContainer = av.open(
+            str(path), mode="w", format="mp4", options={"movflags": "+faststart"}
+        )
+        video = self._container.add_stream(
+            "libx264", rate=fps, options={"preset": settings.preset, "crf": str(settings.crf)}
+        )
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.codec_context.time_base = 1 / fps
+        video.codec_context.colorspace = av.video.reformatter.Colorspace.ITU709
+        video.codec_context.color_primaries = 1  # BT.709
+        video.codec_context.color_trc = 1  # BT.709
+        video.codec_context.color_range = av.video.reformatter.ColorRange.MPEG
+        self._video = video
+        audio = self._container.add_stream("aac", rate=RATE)
+        audio.layout = LAYOUT
+        audio.bit_rate = settings.audio_bitrate
+        self._audio = audio
+        self._audio_end = 0.0
+
+    def write_video(self, frame: av.VideoFrame, index: int) -> None:
+        """Encode the output frame number ``index``."""
+        frame.pts = index
+        frame.time_base = self._video.codec_context.time_base
+        self._container.mux(self._video.encode(frame))
+
+    def write_audio(self, frames: Iterator[av.AudioFrame], until: float) -> None:
+        """Encode audio frames from ``frames`` until the audio reaches ``until`` seconds."""
+        while self._audio_end < until:
+            frame = next(frames, None)
+            if frame is None:
+                self._audio_end = float("inf")
+                return
+            self._container.mux(self._audio.encode(frame))
+            self._audio_end = ((frame.pts or 0) + frame.samples) / RATE
+
+    def close(self) -> None:
+        """Flush both encoders and finish the file."""
+        self._container.mux(self._video.encode(None))
+        self._container.mux(self._audio.encode(None))
+        self._container.close()
+
+    def __enter__(self) -> Mp4Writer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            try:
+                self.close()
+            except av.FFmpegError as error:
+                raise RenderError(f"finishing the output failed: {error}") from error
+        else:
+            try:
+                self._container.close()
+            except av.FFmpegError:
+                log.debug("closing a failed output also failed", exc_info=True)

@@ -1,0 +1,145 @@
+"""Decoding: frames as YUV 4:2:0 planes, constant-rate resampling, looping backgrounds."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import av.container
+import numpy as np
+import numpy.typing as npt
+
+from klipmedia.errors import NoVideoStreamError, UnreadableMediaError
+from klipmedia.probe import open_media
+from klipmedia.timing import frame_count
+
+log = logging.getLogger(__name__)
+
+Plane = npt.NDArray[np.uint8]
+YUV_FORMATS = ("yuv420p", "yuvj420p")
+
+
+@dataclass(frozen=True)
+class Planes:
+    """One picture as 4:2:0 planes (``y`` full size, ``u``/``v`` half size).
+
+    The arrays may be views into a decoded frame; copy before keeping them.
+    """
+
+    y: Plane
+    u: Plane
+    v: Plane
+
+    @property
+    def width(self) -> int:
+        """Luma width in pixels."""
+        return int(self.y.shape[1])
+
+    @property
+    def height(self) -> int:
+        """Luma height in pixels."""
+        return int(self.y.shape[0])
+
+    def rotated(self, degrees: int) -> Planes:
+        """The picture turned counter-clockwise by ``degrees`` (a multiple of 90)."""
+        k = (degrees // 90) % 4
+        if k == 0:
+            return self
+        return Planes(np.rot90(self.y, k), np.rot90(self.u, k), np.rot90(self.v, k))
+
+    def crop(self, x: int, y: int, width: int, height: int) -> Planes:
+        """A view of the even-aligned rectangle (no copy)."""
+        cx, cy, cw, ch = x // 2, y // 2, width // 2, height // 2
+        return Planes(
+            self.y[y : y + height, x : x + width],
+            self.u[cy : cy + ch, cx : cx + cw],
+            self.v[cy : cy + ch, cx : cx + cw],
+        )
+
+
+def plane_view(frame: av.VideoFrame, index: int) -> Plane:
+    """A writable numpy view of one plane of ``frame``, without line padding."""
+    plane = frame.planes[index]
+    rows: Plane = np.frombuffer(memoryview(plane), dtype=np.uint8).reshape(
+        plane.height, plane.line_size
+    )
+    return rows[:, : plane.width]
+
+
+def frame_planes(frame: av.VideoFrame) -> Planes:
+    """The 4:2:0 planes of a decoded frame, converting other pixel formats first."""
+    if frame.format.name not in YUV_FORMATS:
+        frame = frame.reformat(format="yuv420p")
+    return Planes(plane_view(frame, 0), plane_view(frame, 1), plane_view(frame, 2))
+
+
+def planes_to_frame(planes: Planes) -> av.VideoFrame:
+    """Copy planes (even width and height) into a new yuv420p frame."""
+    frame = av.VideoFrame(planes.width, planes.height, "yuv420p")
+    for index, src in enumerate((planes.y, planes.u, planes.v)):
+        plane_view(frame, index)[...] = src
+    return frame
+
+
+def open_video(path: str | Path) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+    """Open ``path`` and its first video stream with threaded decoding."""
+    container = open_media(path)
+    if not container.streams.video:
+        container.close()
+        raise NoVideoStreamError(f"{path}: the file has no video stream")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    return container, stream
+
+
+def timed_frames(path: str | Path) -> Iterator[tuple[float, av.VideoFrame]]:
+    """Decode every frame of the first video stream with its time in seconds.
+
+    Times are relative to the first frame, so the clip starts at 0.
+    """
+    container, stream = open_video(path)
+    with container:
+        start: float | None = None
+        try:
+            for frame in container.decode(stream):
+                time: float | None = frame.time
+                if time is None:
+                    continue
+                if start is None:
+                    start = time
+                yield time - start, frame
+        except av.FFmpegError as exc:
+            raise UnreadableMediaError(f"{path}: decoding failed ({exc})") from exc
+
+
+def constant_rate(
+    frames: Iterator[tuple[float, av.VideoFrame]], fps: Fraction, count: int
+) -> Iterator[av.VideoFrame]:
+    """Resample timed frames to ``count`` frames at ``fps`` (hold or drop as needed).
+
+    Output frame ``i`` is the latest input frame shown at ``i / fps``; this turns
+    variable-rate input into constant-rate output without drift. When input ends
+    early, the last frame is held.
+    """
+    half_tick = 0.5 / float(fps)
+    current: av.VideoFrame | None = None
+    pending = next(frames, None)
+    for index in range(count):
+        t = index / fps
+        while pending is not None and pending[0] <= t + half_tick:
+            current = pending[1]
+            pending = next(frames, None)
+        if current is None:
+            raise UnreadableMediaError("the video stream holds no decodable frame")
+        yield current
+
+
+def looped_frames(path: str | Path, duration: float, fps: Fraction) -> Iterator[av.VideoFrame]:
+    """Frames of a clip of ``duration`` seconds at ``fps``, forever: it restarts when it ends."""
+    count = frame_count(duration, fps)
+    while True:
+        yield from constant_rate(timed_frames(path), fps, count)

@@ -1,0 +1,111 @@
+"""Layouts of the vertical frame: stacked, full and blurred panels built from YUV planes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Literal
+
+import av
+import numpy as np
+
+from klipmedia.crop import Window, place_window, window_size
+from klipmedia.errors import KlipmediaError
+from klipmedia.frames import Planes, frame_planes, planes_to_frame
+
+LayoutKind = Literal["stacked", "full", "blurred"]
+LAYOUT_KINDS: tuple[LayoutKind, ...] = ("stacked", "full", "blurred")
+
+_SHARP = av.video.reformatter.Interpolation.BICUBIC
+_SOFT = av.video.reformatter.Interpolation.BILINEAR
+_BLUR_FACTOR = 12
+_BLUR_DIM = 0.6
+
+
+def _even(value: float) -> int:
+    return max(2, round(value) // 2 * 2)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How the vertical frame is filled.
+
+    ``stacked``: the speaker crop on top (``split`` of the height), the
+    background video below. ``full``: the crop fills the frame. ``blurred``: the
+    whole source frame fit to the width over a blurred, zoomed copy of itself.
+
+    Examples
+    --------
+    >>> Layout("stacked", split=0.6).top_height
+    1152
+    """
+
+    kind: LayoutKind = "stacked"
+    split: float = 0.5
+    width: int = 1080
+    height: int = 1920
+
+    def __post_init__(self) -> None:
+        if self.kind not in LAYOUT_KINDS:
+            raise KlipmediaError(f"unknown layout {self.kind!r}; choose one of {LAYOUT_KINDS}")
+        if not 0.1 <= self.split <= 0.9:
+            raise KlipmediaError(f"layout split must be within [0.1, 0.9], got {self.split}")
+        if self.width % 2 or self.height % 2 or self.width < 16 or self.height < 16:
+            raise KlipmediaError(
+                f"output size must be even and >= 16, got {self.width}x{self.height}"
+            )
+
+    @property
+    def top_height(self) -> int:
+        """Height of the speaker panel (the whole height unless stacked)."""
+        return _even(self.height * self.split) if self.kind == "stacked" else self.height
+
+    @property
+    def crop_aspect(self) -> Fraction:
+        """Aspect ratio (width/height) of the speaker crop window."""
+        return Fraction(self.width, self.top_height)
+
+
+def scale(planes: Planes, width: int, height: int, sharp: bool = True) -> Planes:
+    """Scale planes to ``width`` x ``height`` with libswscale."""
+    frame = planes_to_frame(planes).reformat(
+        width=width, height=height, interpolation=_SHARP if sharp else _SOFT
+    )
+    return frame_planes(frame)
+
+
+def cover(planes: Planes, width: int, height: int, sharp: bool = True) -> Planes:
+    """Scale to cover ``width`` x ``height`` without distortion, cropping the centre."""
+    size = window_size(planes.width, planes.height, Fraction(width, height))
+    window = place_window(planes.width, planes.height, size, 0.5)
+    return scale(planes.crop(window.x, window.y, window.width, window.height), width, height, sharp)
+
+
+def blurred(planes: Planes, width: int, height: int) -> Planes:
+    """A dimmed, blurred copy covering ``width`` x ``height`` (downscale then upscale)."""
+    small = cover(planes, _even(width / _BLUR_FACTOR), _even(height / _BLUR_FACTOR), sharp=False)
+    dim = Planes(
+        (16 + (small.y.astype(np.float32) - 16) * _BLUR_DIM).astype(np.uint8),
+        small.u.copy(),
+        small.v.copy(),
+    )
+    return scale(dim, width, height, sharp=False)
+
+
+def fit_width(planes: Planes, width: int) -> Planes:
+    """Scale to ``width`` keeping the aspect ratio (even height)."""
+    return scale(planes, width, _even(planes.height * width / planes.width))
+
+
+def speaker_panel(planes: Planes, window: Window, layout: Layout) -> Planes:
+    """The crop window scaled to the speaker panel."""
+    crop = planes.crop(window.x, window.y, window.width, window.height)
+    return scale(crop, layout.width, layout.top_height)
+
+
+def paste(target: Planes, panel: Planes, top: int) -> None:
+    """Copy ``panel`` into ``target`` with its top edge at row ``top`` (even)."""
+    target.y[top : top + panel.height, : panel.width] = panel.y
+    half = top // 2
+    target.u[half : half + panel.height // 2, : panel.width // 2] = panel.u
+    target.v[half : half + panel.height // 2, : panel.width // 2] = panel.v

@@ -1,0 +1,391 @@
+"""Speaker-following reframe: a smooth horizontal :class:`~klipmedia.crop.CropPath` from faces.
+
+:func:`analyse` decodes the clip once (PyAV, frame threads, non-reference frames skipped),
+detects faces a few times a second and finds hard scene cuts from block-mean luma
+differences between consecutive decoded frames. :func:`plan_path` turns that into a path:
+per shot, the chosen face's centre is gap-filled, median-filtered, held inside a dead zone,
+averaged and pan-speed limited; the window jumps only at scene cuts. :func:`face_path` does
+both.
+
+Examples
+--------
+>>> from fractions import Fraction
+>>> path = face_path("talk.mp4", aspect=Fraction(9, 16))  # doctest: +SKIP
+>>> path.center_at(12.5)  # doctest: +SKIP
+0.61
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from numpy.typing import NDArray
+
+from klipmedia.crop import CropPath, window_size
+from klipmedia.errors import UnreadableMediaError
+from klipmedia.faces import Face, FaceDetector, HaarFaceDetector, ReframeError
+from klipmedia.frames import open_video
+from klipmedia.probe import probe
+
+__all__ = [
+    "Analysis",
+    "ReframeError",
+    "ReframeSettings",
+    "Sample",
+    "analyse",
+    "face_path",
+    "plan_path",
+]
+
+log = logging.getLogger(__name__)
+
+Floats = NDArray[np.float64]
+
+# A face within this distance (fraction of width) of the previous target gets this score boost,
+# so the window does not flip between two faces of similar size.
+_STICKY_RADIUS = 0.1
+_STICKY_BOOST = 1.5
+# Scene-cut signature: luma block means on a grid of this many rows and columns.
+_SIG_ROWS, _SIG_COLS = 18, 32
+_EIGHT_BIT_LUMA_FIRST = frozenset(
+    {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21", "gray"}
+)
+
+
+@dataclass(frozen=True)
+class ReframeSettings:
+    """How the crop window follows faces. Distances are fractions of the source width.
+
+    Parameters
+    ----------
+    sample_fps
+        Face detections per second of video (plus one on the first frame after each cut).
+    dead_zone
+        How far the face may drift from the window centre before the window moves.
+    max_pan_speed
+        Fastest pan, in source widths per second.
+    smoothing
+        Length in seconds of the centred moving average applied to the path.
+    median
+        Length in seconds of the median filter that drops stray detections.
+    hold
+        Seconds a lost face is held before the window goes back to the centre.
+    cut_threshold
+        Mean absolute difference (0-255) of 18x32 luma block means between consecutive
+        decoded frames above which a hard scene cut is declared.
+    centrality
+        0-1; how much a face's distance from the frame centre lowers its rank against
+        larger faces (0: largest face wins; 1: a face at the edge counts as nothing).
+    rescan
+        Seconds between whole-frame face scans; in between, the followed face is
+        re-detected only around its last place (a full scan also runs when it is lost).
+    skip_non_reference
+        Do not decode non-reference frames (about half the decode time with B-frames).
+    """
+
+    sample_fps: float = 3.0
+    dead_zone: float = 0.03
+    max_pan_speed: float = 0.25
+    smoothing: float = 0.6
+    median: float = 1.0
+    hold: float = 1.5
+    cut_threshold: float = 24.0
+    centrality: float = 0.5
+    rescan: float = 1.0
+    skip_non_reference: bool = True
+
+    def __post_init__(self) -> None:
+        problems = [
+            f"{name}={value} must be {rule}"
+            for name, value, ok, rule in (
+                ("sample_fps", self.sample_fps, 0 < self.sample_fps <= 60, "in (0, 60]"),
+                ("dead_zone", self.dead_zone, 0 <= self.dead_zone < 0.5, "in [0, 0.5)"),
+                ("max_pan_speed", self.max_pan_speed, self.max_pan_speed > 0, "> 0"),
+                ("smoothing", self.smoothing, self.smoothing >= 0, ">= 0"),
+                ("median", self.median, self.median >= 0, ">= 0"),
+                ("hold", self.hold, self.hold >= 0, ">= 0"),
+                ("cut_threshold", self.cut_threshold, self.cut_threshold > 0, "> 0"),
+                ("centrality", self.centrality, 0 <= self.centrality <= 1, "in [0, 1]"),
+                ("rescan", self.rescan, self.rescan >= 0, ">= 0"),
+            )
+            if not ok
+        ]
+        if problems:
+            raise ReframeError("bad reframe settings: " + "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Faces found at ``time`` seconds from the start of the analysed range."""
+
+    time: float
+    faces: tuple[Face, ...]
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What :func:`analyse` saw: frame size, face samples, and scene-cut times (seconds)."""
+
+    width: int
+    height: int
+    samples: tuple[Sample, ...]
+    cuts: tuple[float, ...]
+
+
+def _signature(frame: av.VideoFrame) -> NDArray[np.float32]:
+    """Luma block means on an 18x32 grid: blind to grain and small motion, not to a cut."""
+    if frame.format.name not in _EIGHT_BIT_LUMA_FIRST or frame.width < 128 or frame.height < 72:
+        frame = frame.reformat(width=128, height=72, format="yuv420p")  # e.g. 10-bit sources
+    plane = frame.planes[0]
+    data = np.frombuffer(memoryview(plane), np.uint8, count=plane.line_size * frame.height)
+    luma = data.reshape(frame.height, plane.line_size)[:, : frame.width]
+    step = max(1, min(luma.shape[0] // 72, luma.shape[1] // 128))
+    small = luma[::step, ::step].astype(np.float32)
+    rows = np.linspace(0, small.shape[0], _SIG_ROWS + 1).astype(np.intp)
+    cols = np.linspace(0, small.shape[1], _SIG_COLS + 1).astype(np.intp)
+    sums = np.add.reduceat(np.add.reduceat(small, rows[:-1], axis=0), cols[:-1], axis=1)
+    counts = np.outer(np.diff(rows), np.diff(cols)).astype(np.float32)
+    return np.asarray(sums / counts, np.float32)
+
+
+def _detect(detector: FaceDetector, frame: av.VideoFrame, tracked: Face | None) -> list[Face]:
+    """Re-detect the tracked face near where it was; scan the whole frame if it is gone."""
+    if tracked is not None:
+        faces = detector.detect(frame, near=tracked)
+        if faces:
+            return faces
+    return detector.detect(frame)
+
+
+def analyse(
+    path: str | os.PathLike[str],
+    *,
+    settings: ReframeSettings | None = None,
+    detector: FaceDetector | None = None,
+    start: float = 0.0,
+    end: float | None = None,
+) -> Analysis:
+    """Detect faces a few times a second and find scene cuts in ``[start, end)`` of a video.
+
+    Times are seconds from the video stream's first timestamp; the returned times are
+    relative to ``start``. ``detector`` defaults to :class:`~klipmedia.faces.HaarFaceDetector`.
+    """
+    settings = settings or ReframeSettings()
+    if start < 0 or (end is not None and end <= start):
+        raise ReframeError(f"bad range: start={start}, end={end}")
+    source = Path(path)
+    container, _ = open_video(source)
+    detector = detector or HaarFaceDetector()
+    interval = 1.0 / settings.sample_fps
+    samples: list[Sample] = []
+    cuts: list[float] = []
+    size: tuple[int, int] | None = None
+    with container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        if settings.skip_non_reference:
+            stream.codec_context.skip_frame = "NONREF"
+        origin = stream.start_time or 0
+        time_base = stream.time_base or Fraction(1, 90000)
+        if start > 0:
+            container.seek(origin + math.floor(start / time_base), stream=stream)
+        next_sample = start
+        last_scan = -math.inf
+        previous: NDArray[np.float32] | None = None
+        tracked: Face | None = None
+        try:
+            for frame in container.decode(stream):
+                if frame.pts is None:
+                    continue
+                t = float((frame.pts - origin) * time_base)
+                if t < start:
+                    continue
+                if end is not None and t >= end:
+                    break
+                size = size or (frame.width, frame.height)
+                signature = _signature(frame)
+                if previous is not None and (
+                    float(np.abs(signature - previous).mean()) > settings.cut_threshold
+                ):
+                    cuts.append(t - start)
+                    next_sample, tracked = t, None
+                previous = signature
+                if t < next_sample:
+                    continue
+                full_scan = tracked is None or t - last_scan >= settings.rescan
+                if full_scan:
+                    last_scan = t
+                faces = _detect(detector, frame, None if full_scan else tracked)
+                samples.append(Sample(t - start, tuple(faces)))
+                previous_x = math.nan if tracked is None else tracked.center_x / frame.width
+                tracked = _best(faces, frame.width, previous_x, settings)
+                while next_sample <= t:
+                    next_sample += interval
+        except av.FFmpegError as exc:
+            raise UnreadableMediaError(f"{source}: decoding failed ({exc})") from exc
+    if size is None:
+        raise ReframeError(f"{source}: no video frames between {start} s and {end} s")
+    found = sum(1 for s in samples if s.faces)
+    log.debug("%s: faces in %d of %d samples, %d cuts", source, found, len(samples), len(cuts))
+    return Analysis(size[0], size[1], tuple(samples), tuple(cuts))
+
+
+def _window(seconds: float, fps: float) -> int:
+    """An odd number of samples covering about ``seconds``."""
+    return 2 * round(seconds * fps / 2) + 1
+
+
+def _sliding(values: Floats, size: int) -> NDArray[np.float64]:
+    pad = size // 2
+    padded = np.pad(values, pad, mode="edge")
+    return np.lib.stride_tricks.sliding_window_view(padded, size)
+
+
+def _rank(face: Face, frame_width: int, previous: float, settings: ReframeSettings) -> float:
+    """Larger and more central is better; a face near the previous choice gets a boost."""
+    cx = face.center_x / frame_width
+    score = face.area * (1.0 - settings.centrality * min(abs(cx - 0.5) * 2, 1.0))
+    return score * _STICKY_BOOST if abs(cx - previous) < _STICKY_RADIUS else score
+
+
+def _best(
+    faces: Sequence[Face], frame_width: int, previous: float, settings: ReframeSettings
+) -> Face | None:
+    """The face to follow, or None; ``previous`` is the last choice's centre (NaN: none)."""
+    if not faces:
+        return None
+    return max(faces, key=lambda face: _rank(face, frame_width, previous, settings))
+
+
+def _targets(samples: Sequence[Sample], frame_width: int, settings: ReframeSettings) -> Floats:
+    targets = np.full(len(samples), math.nan)
+    previous = math.nan
+    for i, sample in enumerate(samples):
+        best = _best(sample.faces, frame_width, previous, settings)
+        if best is not None:
+            targets[i] = previous = best.center_x / frame_width
+    return targets
+
+
+def _fill_gaps(times: Floats, targets: Floats, hold: float) -> Floats:
+    """Hold the nearest detection through gaps up to ``hold`` seconds; centre beyond that."""
+    found = ~np.isnan(targets)
+    seen_times, seen = times[found], targets[found]
+    filled = targets.copy()
+    for i in np.flatnonzero(~found):
+        nearest = int(np.argmin(np.abs(seen_times - times[i])))
+        close = abs(seen_times[nearest] - times[i]) <= hold
+        filled[i] = seen[nearest] if close else 0.5
+    return filled
+
+
+def _dead_zone(values: Floats, zone: float) -> Floats:
+    """Move only when the value leaves ``±zone`` around the current position (a leash)."""
+    out = values.copy()
+    for i in range(1, len(values)):
+        offset = values[i] - out[i - 1]
+        out[i] = out[i - 1] if abs(offset) <= zone else values[i] - math.copysign(zone, offset)
+    return out
+
+
+def _rate_limit(times: Floats, values: Floats, speed: float) -> Floats:
+    out = values.copy()
+    for i in range(1, len(values)):
+        step = speed * (times[i] - times[i - 1])
+        out[i] = min(max(values[i], out[i - 1] - step), out[i - 1] + step)
+    return out
+
+
+def _shot_track(
+    samples: Sequence[Sample], frame_width: int, half: float, settings: ReframeSettings
+) -> Floats:
+    """Window centres for the samples of one shot."""
+    times = np.array([s.time for s in samples])
+    targets = _targets(samples, frame_width, settings)
+    if np.isnan(targets).all():
+        return np.full(len(samples), 0.5)
+    filled = _fill_gaps(times, targets, settings.hold)
+    median = np.median(_sliding(filled, _window(settings.median, settings.sample_fps)), axis=-1)
+    held = _dead_zone(np.clip(median, half, 1.0 - half), settings.dead_zone)
+    smooth = _sliding(held, _window(settings.smoothing, settings.sample_fps)).mean(axis=-1)
+    return np.clip(_rate_limit(times, smooth, settings.max_pan_speed), half, 1.0 - half)
+
+
+def _shots(samples: Sequence[Sample], cuts: Sequence[float]) -> list[tuple[float, list[Sample]]]:
+    """Samples grouped by shot, each with its start time (0 for the first)."""
+    bounds = [0.0, *sorted(cuts)]
+    shots: list[tuple[float, list[Sample]]] = [(b, []) for b in bounds]
+    index = 0
+    for sample in samples:
+        while index + 1 < len(bounds) and sample.time >= bounds[index + 1]:
+            index += 1
+        shots[index][1].append(sample)
+    return [(begin, group) for begin, group in shots if group]
+
+
+def plan_path(
+    analysis: Analysis, *, aspect: Fraction, settings: ReframeSettings | None = None
+) -> CropPath:
+    """Turn an :class:`Analysis` into a smooth crop path for windows of ``aspect`` (w/h).
+
+    The window holds still while the face stays within the dead zone, pans at most
+    ``max_pan_speed`` and jumps only at scene cuts; it stays wholly inside the frame.
+    """
+    settings = settings or ReframeSettings()
+    win_width, _ = window_size(analysis.width, analysis.height, aspect)
+    half = win_width / analysis.width / 2
+    if half >= 0.5 or not analysis.samples:
+        return CropPath.center()
+    times: list[float] = []
+    centers: list[float] = []
+    for begin, shot in _shots(analysis.samples, analysis.cuts):
+        track = [float(c) for c in _shot_track(shot, analysis.width, half, settings)]
+        if times and begin > times[-1]:
+            times.append(begin)  # hold the last shot's position up to the cut
+            centers.append(centers[-1])
+        if times and shot[0].time > begin:
+            times.append(begin)  # jump at the cut itself, not at the shot's first sample
+            centers.append(track[0])
+        times.extend(s.time for s in shot)
+        centers.extend(track)
+    return CropPath(tuple(times), tuple(centers))
+
+
+def face_path(
+    path: str | os.PathLike[str],
+    *,
+    aspect: Fraction,
+    settings: ReframeSettings | None = None,
+    detector: FaceDetector | None = None,
+    start: float = 0.0,
+    end: float | None = None,
+) -> CropPath:
+    """Speaker-following crop path for ``[start, end)`` of a video (times relative to start).
+
+    Examples
+    --------
+    >>> face_path("talk.mp4", aspect=Fraction(9, 16), start=60.0, end=90.0)  # doctest: +SKIP
+    CropPath(times=(0.0, 0.33, ...), centers=(0.41, 0.41, ...))
+    """
+    settings = settings or ReframeSettings()
+    info = probe(path)
+    if info.rotation:
+        log.warning(
+            "%s carries %d-degree rotation metadata; face following is not supported "
+            "for rotated sources yet, using the centre crop",
+            path,
+            info.rotation,
+        )
+        return CropPath.center()
+    if window_size(info.width, info.height, aspect)[0] >= info.width:
+        return CropPath.center()  # the window spans the whole width: nothing to follow
+    analysis = analyse(path, settings=settings, detector=detector, start=start, end=end)
+    return plan_path(analysis, aspect=aspect, settings=settings)

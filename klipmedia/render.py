@@ -1,0 +1,176 @@
+"""Render a landscape segment as a finished vertical short: :func:`render_short`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from klipmedia import layout as lay
+from klipmedia.audio import RATE, aac_frames, source_samples
+from klipmedia.captions import Captions
+from klipmedia.crop import CropPath, place_window, window_size
+from klipmedia.encode import EncodeSettings, Mp4Writer
+from klipmedia.frames import Planes, constant_rate, frame_planes, looped_frames, timed_frames
+from klipmedia.io import atomic_path
+from klipmedia.layout import Layout, LayoutKind
+from klipmedia.pipeline import prefetched
+from klipmedia.probe import MediaInfo, probe
+from klipmedia.text import CaptionPainter, CaptionStyle, blend
+from klipmedia.timing import frame_count, frame_time, output_fps
+
+log = logging.getLogger(__name__)
+
+Panels = list[tuple[int, Planes]]
+"""Pictures to paste into the output frame, each with its top row."""
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    """What :func:`render_short` wrote."""
+
+    path: Path
+    frames: int
+    fps: Fraction
+    width: int
+    height: int
+
+    @property
+    def duration(self) -> float:
+        """Duration of the video in seconds."""
+        return float(self.frames / self.fps)
+
+
+def render_short(
+    segment: str | Path,
+    output: str | Path,
+    *,
+    background: str | Path | None = None,
+    captions: Captions | str | Path | None = None,
+    layout: Layout | LayoutKind = "stacked",
+    crop_path: CropPath | None = None,
+    style: CaptionStyle | None = None,
+    encode: EncodeSettings | None = None,
+) -> RenderResult:
+    """Render ``segment`` as a 1080x1920 short with burned-in captions.
+
+    Parameters
+    ----------
+    segment : the landscape clip (any FFmpeg-readable file).
+    output : the .mp4 to write; written atomically.
+    background : a video looped (muted) under the speaker in the stacked layout;
+        without one, a blurred copy of the speaker fills that panel.
+    captions : :class:`Captions`, an SRT file or text, or a words ``.json`` file.
+    layout : a :class:`Layout` or one of "stacked", "full", "blurred".
+    crop_path : where the crop window is centred over time (default: centre).
+    style : caption look; encode : x264/AAC settings.
+
+    Examples
+    --------
+    >>> import klipmedia  # doctest: +SKIP
+    >>> klipmedia.render_short("seg.mp4", "out.mp4", background="bg.mp4",
+    ...                        captions="seg.srt")  # doctest: +SKIP
+    """
+    layout = layout if isinstance(layout, Layout) else Layout(layout)
+    encode = encode or EncodeSettings()
+    info = probe(segment)
+    fps = encode.fps or output_fps(info.fps)
+    count = frame_count(info.duration, fps)
+    timeline = _captions(captions, layout, style or CaptionStyle(), float(count / fps))
+    log.info("rendering %s: %d frames at %s fps, layout %s", segment, count, fps, layout.kind)
+    fill_bottom = layout.kind == "stacked" and background is None
+    panels = _panels(info, layout, crop_path or CropPath.center(), fps, count, fill_bottom)
+    backgrounds = _backgrounds(background, layout, fps)
+    audio = aac_frames(source_samples(segment, info.start_time), round(count / fps * RATE))
+    with (
+        atomic_path(output) as temp,
+        Mp4Writer(temp, layout.width, layout.height, fps, encode) as writer,
+        prefetched(panels) as panel_frames,
+        prefetched(backgrounds) as background_frames,
+    ):
+        for index, pasted in enumerate(panel_frames):
+            frame = av.VideoFrame(layout.width, layout.height, "yuv420p")
+            planes = frame_planes(frame)
+            for top, panel in pasted:
+                lay.paste(planes, panel, top)
+            if layout.kind == "stacked" and background is not None:
+                lay.paste(planes, next(background_frames), layout.top_height)
+            _draw_caption(timeline, planes, frame_time(index, fps))
+            writer.write_video(frame, index)
+            writer.write_audio(audio, frame_time(index + 1, fps))
+        writer.write_audio(audio, float("inf"))
+    return RenderResult(Path(output), count, fps, layout.width, layout.height)
+
+
+def _captions(
+    captions: Captions | str | Path | None, layout: Layout, style: CaptionStyle, duration: float
+) -> tuple[CaptionPainter, Captions] | None:
+    if captions is None:
+        return None
+    if not isinstance(captions, Captions):
+        is_words = str(captions).lower().endswith(".json")
+        captions = Captions.from_words_json(captions) if is_words else Captions.from_srt(captions)
+    seam = layout.split if layout.kind == "stacked" else 0.7
+    painter = CaptionPainter(style, layout.width, layout.height, default_position=seam)
+    return painter, painter.paginate(captions.clipped(duration))
+
+
+def _draw_caption(
+    timeline: tuple[CaptionPainter, Captions] | None, planes: Planes, t: float
+) -> None:
+    if timeline is None:
+        return
+    painter, captions = timeline
+    event = captions.at(t)
+    if event is not None:
+        blend(planes, painter.sprite(event))
+
+
+def _panels(
+    info: MediaInfo,
+    layout: Layout,
+    path: CropPath,
+    fps: Fraction,
+    count: int,
+    fill_bottom: bool,
+) -> Iterator[Panels]:
+    """The source-derived panels of every output frame, in order.
+
+    ``fill_bottom``: the stacked layout has no background video, so a blurred copy
+    of the source fills the lower panel.
+    """
+    size = window_size(info.display_width, info.display_height, layout.crop_aspect)
+    for index, frame in enumerate(constant_rate(timed_frames(info.path), fps, count)):
+        source = frame_planes(frame).rotated(info.rotation)
+        if layout.kind == "blurred":
+            yield _blurred_panels(source, layout)
+            continue
+        window = place_window(
+            source.width, source.height, size, path.center_at(frame_time(index, fps))
+        )
+        panels = [(0, lay.speaker_panel(source, window, layout))]
+        if fill_bottom:
+            bottom = lay.blurred(source, layout.width, layout.height - layout.top_height)
+            panels.append((layout.top_height, bottom))
+        yield panels
+
+
+def _blurred_panels(source: Planes, layout: Layout) -> Panels:
+    foreground = lay.fit_width(source, layout.width)
+    top = max(0, (layout.height - foreground.height) // 4 * 2)
+    return [(0, lay.blurred(source, layout.width, layout.height)), (top, foreground)]
+
+
+def _backgrounds(background: str | Path | None, layout: Layout, fps: Fraction) -> Iterator[Planes]:
+    """Background panels for the stacked layout, looped; nothing when not needed."""
+    if background is None or layout.kind != "stacked":
+        return
+    info = probe(background)
+    height = layout.height - layout.top_height
+    for frame in looped_frames(background, info.duration, fps):
+        source = frame_planes(frame).rotated(info.rotation)
+        yield lay.cover(source, layout.width, height, sharp=False)

@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from klipmedia import CaptionError, Captions, CaptionStyle, TimedWord
+from klipmedia.text import SAFE_BOTTOM, SAFE_TOP, CaptionPainter
+
+SRT = (
+    "1\n00:00:01,000 --> 00:00:02,500\nHello <i>world</i>\n\n"
+    "2\n00:00:03,000 --> 00:00:04,000\nBye\n"
+)
+
+
+def test_parse_basic_srt_and_lookup() -> None:
+    caps = Captions.from_srt(SRT)
+    assert [(e.start, e.end, e.text) for e in caps.events] == [
+        (1.0, 2.5, "Hello world"),
+        (3.0, 4.0, "Bye"),
+    ]
+    assert caps.at(0.999) is None
+    assert caps.at(1.0).text == "Hello world"  # type: ignore[union-attr]
+    assert caps.at(2.5) is None
+    assert caps.at(3.5).text == "Bye"  # type: ignore[union-attr]
+
+
+def test_bom_and_crlf_are_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "subs.srt"
+    path.write_bytes(("\ufeff" + SRT).replace("\n", "\r\n").encode("utf-8"))
+    assert Captions.from_srt(path) == Captions.from_srt(SRT)
+
+
+def test_overlapping_cues_end_the_earlier_one() -> None:
+    srt = "1\n00:00:00,000 --> 00:00:03,000\nfirst\n\n2\n00:00:02,000 --> 00:00:04,000\nsecond\n"
+    caps = Captions.from_srt(srt)
+    assert [(e.start, e.end, e.text) for e in caps.events] == [
+        (0.0, 2.0, "first"),
+        (2.0, 4.0, "second"),
+    ]
+
+
+def test_cues_past_the_end_are_clipped_or_dropped() -> None:
+    caps = Captions.from_srt(SRT).clipped(3.5)
+    assert [(e.start, e.end) for e in caps.events] == [(1.0, 2.5), (3.0, 3.5)]
+    assert Captions.from_srt(SRT).clipped(2.0).events[-1].end == 2.0
+    assert len(Captions.from_srt(SRT).clipped(2.0).events) == 1
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "00:00:01,000 -> 00:00:02,000",
+        "00:00:01 --> 00:00:02,000",
+        "00:61:01,000 --> 00:62:02,000",
+        "aa:00:01,000 --> 00:00:02,000",
+    ],
+)
+def test_malformed_timestamps_name_the_line(line: str) -> None:
+    with pytest.raises(CaptionError, match=r"SRT line 2"):
+        Captions.from_srt(f"1\n{line}\ntext\n")
+
+
+def test_cue_ending_before_it_starts_is_an_error() -> None:
+    with pytest.raises(CaptionError, match="before it starts"):
+        Captions.from_srt("1\n00:00:02,000 --> 00:00:01,000\ntext\n")
+
+
+def test_missing_srt_file_is_a_caption_error(tmp_path: Path) -> None:
+    with pytest.raises(CaptionError, match="cannot read"):
+        Captions.from_srt(tmp_path / "missing.srt")
+
+
+def test_word_groups_highlight_each_word_in_turn() -> None:
+    words = [
+        TimedWord(0.0, 0.3, "One"),
+        TimedWord(0.3, 0.6, "two"),
+        TimedWord(0.6, 0.9, "three."),
+        TimedWord(1.0, 1.2, "Four"),
+    ]
+    caps = Captions.from_words(words)
+    assert [(e.words, e.highlight) for e in caps.events] == [
+        (("One", "two", "three."), 0),
+        (("One", "two", "three."), 1),
+        (("One", "two", "three."), 2),
+        (("Four",), 0),
+    ]
+    assert caps.events[2].end == 1.0  # held until the next group starts
+    assert caps.events[3].end == pytest.approx(1.7)  # held 0.5 s after the last word
+
+
+def test_word_groups_break_at_max_words_and_long_pauses() -> None:
+    words = [TimedWord(i * 0.2, i * 0.2 + 0.15, f"w{i}") for i in range(6)]
+    words.append(TimedWord(5.0, 5.2, "late"))
+    groups = {e.words for e in Captions.from_words(words, max_words=4).events}
+    assert groups == {("w0", "w1", "w2", "w3"), ("w4", "w5"), ("late",)}
+
+
+def test_words_json_formats(tmp_path: Path) -> None:
+    doc = (
+        '{"sentences": [{"start": 0, "end": 1, "text": "a b", "words": '
+        '[{"start": 0, "end": 0.5, "text": "a"}, {"start": 0.5, "end": 1, "text": "b"}]}]}'
+    )
+    (tmp_path / "t.json").write_text(doc)
+    (tmp_path / "l.json").write_text('[{"start": 0, "end": 0.5, "text": "a"}]')
+    assert len(Captions.from_words_json(tmp_path / "t.json").events) == 2
+    assert len(Captions.from_words_json(tmp_path / "l.json").events) == 1
+    (tmp_path / "bad.json").write_text('[{"text": "a"}]')
+    with pytest.raises(CaptionError, match="start/end"):
+        Captions.from_words_json(tmp_path / "bad.json")
+
+
+def test_invalid_word_times_are_rejected() -> None:
+    with pytest.raises(CaptionError, match="invalid time range"):
+        Captions.from_words([TimedWord(2.0, 1.0, "back")])
+
+
+def test_long_cue_is_split_into_pages_that_fit() -> None:
+    text = " ".join(f"word{i}" for i in range(60))
+    painter = CaptionPainter(CaptionStyle(), 1080, 1920, default_position=0.5)
+    caps = painter.paginate(Captions.from_srt(f"1\n00:00:00,000 --> 00:00:06,000\n{text}\n"))
+    assert len(caps.events) > 1
+    assert " ".join(w for e in caps.events for w in e.words) == text
+    assert caps.events[0].start == 0.0
+    assert caps.events[-1].end == 6.0
+    for event in caps.events:
+        sprite = painter.sprite(event)
+        assert sprite.y >= SAFE_TOP * 1920
+        assert sprite.y + sprite.height <= (1 - SAFE_BOTTOM) * 1920
+        assert sprite.x >= 0
+        assert sprite.x + sprite.width <= 1080
+
+
+def test_one_giant_word_is_shrunk_not_cut() -> None:
+    painter = CaptionPainter(CaptionStyle(), 1080, 1920, default_position=0.5)
+    event = Captions.from_srt("1\n00:00:00,000 --> 00:00:01,000\n" + "W" * 60 + "\n").events[0]
+    sprite = painter.sprite(event)
+    assert sprite.x >= 0
+    assert sprite.x + sprite.width <= 1080
+
+
+def test_style_is_validated() -> None:
+    with pytest.raises(CaptionError, match="text_color"):
+        CaptionStyle(text_color="not-a-colour")
+    with pytest.raises(CaptionError, match="min_font_size"):
+        CaptionStyle(font_size=20, min_font_size=40)
+
+
+def test_bundled_font_is_used_by_default() -> None:
+    style = CaptionStyle()
+    assert style.font_path.name == "Inter-ExtraBold.otf"
+    assert style.font_path.is_file()
