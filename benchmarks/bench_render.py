@@ -85,8 +85,9 @@ def timed(command: list[str]) -> tuple[float, float]:
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
+    if process.returncode != 0:
         raise SystemExit(f"benchmark command failed: {' '.join(command)}")
     return wall, usage.ru_maxrss / 1024
 

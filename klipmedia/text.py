@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -177,17 +178,21 @@ class CaptionPainter:
         return None
 
     def _pages(self, words: tuple[str, ...]) -> list[tuple[str, ...]]:
+        """Split ``words`` into as few pages as fit, of similar length (no orphan words)."""
         if not words or self._fit(words) is not None:
             return [words]
-        pages: list[tuple[str, ...]] = []
+        greedy: list[tuple[str, ...]] = []
         current: list[str] = []
         for word in words:
             if current and self._fit((*current, word)) is None:
-                pages.append(tuple(current))
+                greedy.append(tuple(current))
                 current = []
             current.append(word)
-        pages.append(tuple(current))
-        return pages
+        greedy.append(tuple(current))
+        balanced = _balanced(words, len(greedy))
+        if all(self._fit(page) is not None for page in balanced):
+            return balanced
+        return greedy
 
     def _layout(self, words: tuple[str, ...]) -> tuple[ImageFont.FreeTypeFont, list[list[int]]]:
         fitted = self._fit(words)
@@ -277,6 +282,14 @@ def _pad_to(rgba: npt.NDArray[np.uint8], height: int, width: int) -> npt.NDArray
     if pad_h or pad_w:
         rgba = np.pad(rgba, ((0, pad_h), (0, pad_w), (0, 0)))
     return rgba
+
+
+def _balanced(words: tuple[str, ...], count: int) -> list[tuple[str, ...]]:
+    """``words`` in ``count`` consecutive runs of about equal character length."""
+    ends = np.cumsum([len(w) + 1 for w in words])
+    cuts = [int(np.searchsorted(ends, ends[-1] * i / count)) + 1 for i in range(1, count)]
+    bounds = [0, *cuts, len(words)]
+    return [words[a:b] for a, b in itertools.pairwise(bounds) if b > a]
 
 
 def _split_event(event: CaptionEvent, pages: list[tuple[str, ...]]) -> list[CaptionEvent]:

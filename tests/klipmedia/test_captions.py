@@ -150,3 +150,12 @@ def test_bundled_font_is_used_by_default() -> None:
     style = CaptionStyle()
     assert style.font_path.name == "Inter-ExtraBold.otf"
     assert style.font_path.is_file()
+
+
+def test_pages_are_balanced_without_orphans() -> None:
+    text = "This caption is long enough that it should wrap onto a second line nicely " * 2
+    painter = CaptionPainter(CaptionStyle(), 1080, 1920, default_position=0.5)
+    caps = painter.paginate(Captions.from_srt(f"1\n00:00:00,000 --> 00:00:06,000\n{text}\n"))
+    sizes = [len(e.words) for e in caps.events]
+    assert len(sizes) >= 2
+    assert min(sizes) >= max(sizes) // 2, sizes

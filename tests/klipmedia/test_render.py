@@ -304,3 +304,18 @@ def test_failure_mid_render_keeps_previous_output(ramp_clip: Path, tmp_path: Pat
         )
     assert out.read_bytes() == b"previous good output"
     assert [p.name for p in tmp_path.iterdir()] == ["o.mp4"]
+
+
+def test_captions_are_drawn_with_the_bundled_font(dark_clip: Path, tmp_path: Path) -> None:
+    from PIL import ImageFont
+
+    style = klipmedia.CaptionStyle(shadow=False)
+    srt = "1\n00:00:00,000 --> 00:00:03,000\nHello world\n"
+    out = render(dark_clip, tmp_path / "font.mp4", layout="full", captions=srt, style=style).path
+    _, frames = media.decode_gray(out)
+    cols = np.flatnonzero((frames[10] > 60).any(axis=0))
+    font = ImageFont.truetype(str(klipmedia.bundled_font()), style.font_size)
+    left, _, right, _ = font.getbbox("Hello world")
+    # The white fill (the black outline is invisible on black) spans the bundled font's own
+    # extent; DejaVu Sans Bold, a common host fallback, is about 80 px wider here.
+    assert cols.max() - cols.min() + 1 == pytest.approx(right - left, abs=12)
