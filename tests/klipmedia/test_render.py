@@ -319,3 +319,20 @@ def test_captions_are_drawn_with_the_bundled_font(dark_clip: Path, tmp_path: Pat
     # The white fill (the black outline is invisible on black) spans the bundled font's own
     # extent; DejaVu Sans Bold, a common host fallback, is about 80 px wider here.
     assert cols.max() - cols.min() + 1 == pytest.approx(right - left, abs=12)
+
+
+def test_background_covers_its_panel_without_distortion_and_is_trimmed(
+    ramp_clip: Path, tmp_path: Path
+) -> None:
+    background = media.write_video(
+        tmp_path / "bg.mp4", media.ramp(320, 240), width=320, height=240, duration=3.0
+    )
+    out = render(ramp_clip, tmp_path / "o.mp4", background=background)
+    times, frames = media.decode_gray(out.path)
+    assert len(frames) == 60  # the 3 s background is cut to the 2 s segment
+    expected = place_window(320, 240, window_size(320, 240, Fraction(1080, 960)), 0.5)
+    row = frames[10][1440]
+    left = media.x_of_luma(row[2:10].mean(), 320)
+    right = media.x_of_luma(row[-10:-2].mean(), 320)
+    assert left == pytest.approx(expected.x, abs=4)
+    assert right == pytest.approx(expected.x + expected.width - 1, abs=4)
