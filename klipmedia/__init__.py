@@ -23,6 +23,7 @@ from klipmedia.layout import Layout
 from klipmedia.probe import MediaInfo, probe
 from klipmedia.render import RenderResult, render_short
 from klipmedia.text import CaptionStyle, bundled_font
+from klipmedia.thumbnail import thumbnail
 
 __version__ = "0.1.0"
 
@@ -49,5 +50,6 @@ __all__ = [
     "place_window",
     "probe",
     "render_short",
+    "thumbnail",
     "window_size",
 ]

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 
 @contextmanager
-def atomic_path(target: str | Path) -> Iterator[Path]:
+def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; move it onto ``target`` on success.
 
     On any exception the temporary file is removed and ``target`` is untouched, so
