@@ -38,7 +38,7 @@ def _ensure_commands(session: nox.Session, commands: dict[str, str]) -> None:
 def tests(session: nox.Session) -> None:
     """Run the test suite on real encoded media (pytest options after --)."""
     _ensure_commands(session, SYSTEM_PACKAGES)
-    _install_project(session, "all", "test")
+    _install_project(session, "all,infra", "test")
     session.run("pytest", *session.posargs)
 
 

@@ -1,0 +1,475 @@
+"""The warehouse contract: key layout, ``shorts_config.json`` schema, job names and env vars.
+
+Every job, engine, the state machine definition and the infrastructure take names from
+here; nothing else spells a warehouse key or an environment variable.
+
+Layout under ``klippers_warehouse/USER_ID/VIDEO_ID/``::
+
+    original.mp4  shorts_config.json  thumbnail.png           inputs (uploaded)
+    original.srt  original.txt  original.words.json           parent
+    important-segment-videos/segment_N.mp4|.srt|.words.json   parent
+    important_segments_videos.json                            parent (written last)
+    videos-cropped-stacked/segment_N_cropped_stacked.mp4      children
+
+Examples
+--------
+>>> ref = VideoRef("alice", "talk-1")
+>>> ref.segment_video(3)
+'klippers_warehouse/alice/talk-1/important-segment-videos/segment_3.mp4'
+>>> ShortsConfig.from_json('{"segment_count": 2}').target_short_video_duration_in_seconds
+60
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any, Literal, cast, get_args
+
+# --- key layout -------------------------------------------------------------------------------
+
+WAREHOUSE_ROOT = "klippers_warehouse"
+ORIGINAL_VIDEO = "original.mp4"
+SHORTS_CONFIG = "shorts_config.json"
+THUMBNAIL = "thumbnail.png"
+ORIGINAL_SRT = "original.srt"
+ORIGINAL_TXT = "original.txt"
+ORIGINAL_WORDS = "original.words.json"
+MANIFEST = "important_segments_videos.json"
+SEGMENTS_DIR = "important-segment-videos"
+SHORTS_DIR = "videos-cropped-stacked"
+
+# --- environment of the jobs ------------------------------------------------------------------
+
+ENV_USER_ID = "USER_ID"
+ENV_VIDEO_ID = "VIDEO_ID"
+ENV_SEGMENT = "SEGMENT"
+ENV_BUCKET = "VIDEO_WAREHOUSE_S3_BUCKET_NAME"
+# "json" in the cloud (one JSON object per log line), readable lines otherwise.
+ENV_LOG_FORMAT = "KLIPPERS_LOG_FORMAT"
+
+# --- job entrypoints (the image runs ``python -m MODULE``) ------------------------------------
+
+JOB_LAUNCHER = ("python", "-m")
+PARENT_JOB_MODULE = "klippers.parent"
+CHILD_JOB_MODULE = "klippers.child"
+
+# --- limits -----------------------------------------------------------------------------------
+
+MAX_ID_LENGTH = 128
+MAX_SEGMENT_COUNT = 50
+DEFAULT_SHORT_DURATION = 60
+MIN_SHORT_DURATION = 5
+MAX_SHORT_DURATION = 180
+
+Layout = Literal["stacked", "full", "blurred"]
+LAYOUTS: tuple[str, ...] = get_args(Layout)
+
+_ID_PATTERN = re.compile(r"[A-Za-z0-9._@+=-]+")
+_LANGUAGE_PATTERN = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
+_BACKEND_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class ContractError(ValueError):
+    """A warehouse ID, segment number, key or ``shorts_config.json`` breaks the contract."""
+
+
+def _fail(field_name: str, problem: str, value: object) -> ContractError:
+    return ContractError(f"{field_name}: {problem} (got {value!r})")
+
+
+def job_command(module: str) -> list[str]:
+    """The container command running job ``module``: ``["python", "-m", module]``."""
+    if module not in (PARENT_JOB_MODULE, CHILD_JOB_MODULE):
+        raise ContractError(f"module: not a klippers job (got {module!r})")
+    return [*JOB_LAUNCHER, module]
+
+
+# --- IDs and segment numbers ------------------------------------------------------------------
+
+
+def validate_id(value: object, field_name: str) -> str:
+    """Return ``value`` if it is a safe warehouse ID, else raise :class:`ContractError`.
+
+    A safe ID is 1 to ``MAX_ID_LENGTH`` characters of ``A-Z a-z 0-9 . _ @ + = -``,
+    without ``..``: it can never leave its folder or smuggle a control character.
+    """
+    if not isinstance(value, str):
+        raise _fail(field_name, "must be a string", value)
+    if not value:
+        raise _fail(field_name, "must not be empty", value)
+    if len(value) > MAX_ID_LENGTH:
+        raise _fail(field_name, f"must be at most {MAX_ID_LENGTH} characters", value)
+    if "/" in value or "\\" in value:
+        raise _fail(field_name, "must not contain a path separator", value)
+    if ".." in value:
+        raise _fail(field_name, "must not contain '..'", value)
+    if _CONTROL_CHARS.search(value):
+        raise _fail(field_name, "must not contain control characters", value)
+    if not _ID_PATTERN.fullmatch(value):
+        raise _fail(field_name, "may only contain letters, digits and . _ @ + = -", value)
+    return value
+
+
+def validate_segment(n: object) -> int:
+    """Return ``n`` if it is a segment number from 1 to ``MAX_SEGMENT_COUNT``."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise _fail("segment", "must be an integer", n)
+    if not 1 <= n <= MAX_SEGMENT_COUNT:
+        raise _fail("segment", f"must be from 1 to {MAX_SEGMENT_COUNT}", n)
+    return n
+
+
+def parse_segment(text: str) -> int:
+    """Parse the ``SEGMENT`` environment value (decimal text) into a segment number."""
+    stripped = text.strip()
+    if not stripped.isdigit():
+        raise _fail(ENV_SEGMENT, "must be a positive decimal integer", text)
+    try:
+        return validate_segment(int(stripped))
+    except ContractError as exc:
+        raise _fail(ENV_SEGMENT, f"must be from 1 to {MAX_SEGMENT_COUNT}", text) from exc
+
+
+def segment_video_name(n: int) -> str:
+    """File name of segment ``n`` cut from the original: ``segment_3.mp4``."""
+    return f"segment_{validate_segment(n)}.mp4"
+
+
+def segment_srt_name(n: int) -> str:
+    """File name of segment ``n``'s captions: ``segment_3.srt``."""
+    return f"segment_{validate_segment(n)}.srt"
+
+
+def segment_words_name(n: int) -> str:
+    """File name of segment ``n``'s word timings: ``segment_3.words.json``."""
+    return f"segment_{validate_segment(n)}.words.json"
+
+
+def short_video_name(n: int) -> str:
+    """File name of the rendered short ``n``: ``segment_3_cropped_stacked.mp4``."""
+    return f"segment_{validate_segment(n)}_cropped_stacked.mp4"
+
+
+def _segments(count: int) -> range:
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_SEGMENT_COUNT:
+        raise _fail("segment_count", f"must be an integer from 0 to {MAX_SEGMENT_COUNT}", count)
+    return range(1, count + 1)
+
+
+@dataclass(frozen=True)
+class VideoRef:
+    """Where one video lives in the warehouse; both IDs are validated on construction."""
+
+    user_id: str
+    video_id: str
+
+    def __post_init__(self) -> None:
+        validate_id(self.user_id, "user_id")
+        validate_id(self.video_id, "video_id")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> VideoRef:
+        """Read ``USER_ID`` and ``VIDEO_ID``, naming the variable that is missing or bad."""
+        values = []
+        for name in (ENV_USER_ID, ENV_VIDEO_ID):
+            if name not in env:
+                raise ContractError(f"{name}: environment variable is not set")
+            values.append(validate_id(env[name], name))
+        return cls(*values)
+
+    def env(self) -> dict[str, str]:
+        """The job environment naming this video (``USER_ID`` and ``VIDEO_ID``)."""
+        return {ENV_USER_ID: self.user_id, ENV_VIDEO_ID: self.video_id}
+
+    @property
+    def prefix(self) -> str:
+        """``klippers_warehouse/USER_ID/VIDEO_ID/`` (with the trailing slash)."""
+        return f"{WAREHOUSE_ROOT}/{self.user_id}/{self.video_id}/"
+
+    def key(self, relative: str) -> str:
+        """The key of ``relative`` (a POSIX path inside the video folder)."""
+        parts = relative.split("/")
+        if (
+            not relative
+            or any(p in ("", ".", "..") for p in parts)
+            or _CONTROL_CHARS.search(relative)
+        ):
+            raise _fail("key", "must be a relative path inside the video folder", relative)
+        return self.prefix + relative
+
+    @property
+    def original_video(self) -> str:
+        """Key of ``original.mp4``."""
+        return self.key(ORIGINAL_VIDEO)
+
+    @property
+    def shorts_config(self) -> str:
+        """Key of ``shorts_config.json``."""
+        return self.key(SHORTS_CONFIG)
+
+    @property
+    def thumbnail(self) -> str:
+        """Key of ``thumbnail.png``."""
+        return self.key(THUMBNAIL)
+
+    @property
+    def original_srt(self) -> str:
+        """Key of ``original.srt``."""
+        return self.key(ORIGINAL_SRT)
+
+    @property
+    def original_txt(self) -> str:
+        """Key of ``original.txt``."""
+        return self.key(ORIGINAL_TXT)
+
+    @property
+    def original_words(self) -> str:
+        """Key of ``original.words.json``."""
+        return self.key(ORIGINAL_WORDS)
+
+    @property
+    def manifest(self) -> str:
+        """Key of ``important_segments_videos.json``."""
+        return self.key(MANIFEST)
+
+    def segment_video(self, n: int) -> str:
+        """Key of segment ``n``'s cut video."""
+        return self.key(f"{SEGMENTS_DIR}/{segment_video_name(n)}")
+
+    def segment_srt(self, n: int) -> str:
+        """Key of segment ``n``'s SRT captions."""
+        return self.key(f"{SEGMENTS_DIR}/{segment_srt_name(n)}")
+
+    def segment_words(self, n: int) -> str:
+        """Key of segment ``n``'s word timings."""
+        return self.key(f"{SEGMENTS_DIR}/{segment_words_name(n)}")
+
+    def short_video(self, n: int) -> str:
+        """Key of the rendered short ``n``."""
+        return self.key(f"{SHORTS_DIR}/{short_video_name(n)}")
+
+    def input_keys(self) -> tuple[str, ...]:
+        """Keys uploaded before the parent runs."""
+        return (self.original_video, self.shorts_config, self.thumbnail)
+
+    def parent_keys(self, segment_count: int) -> tuple[str, ...]:
+        """Keys the parent writes for ``segment_count`` segments (the manifest last)."""
+        per_segment = (
+            key
+            for n in _segments(segment_count)
+            for key in (self.segment_video(n), self.segment_srt(n), self.segment_words(n))
+        )
+        return (
+            self.original_srt,
+            self.original_txt,
+            self.original_words,
+            *per_segment,
+            self.manifest,
+        )
+
+    def child_keys(self, segment_count: int) -> tuple[str, ...]:
+        """Keys the children write, one short per segment."""
+        return tuple(self.short_video(n) for n in _segments(segment_count))
+
+    def all_keys(self, segment_count: int) -> tuple[str, ...]:
+        """Every key of a finished run with ``segment_count`` shorts."""
+        return (
+            *self.input_keys(),
+            *self.parent_keys(segment_count),
+            *self.child_keys(segment_count),
+        )
+
+
+# --- shorts_config.json ----------------------------------------------------------------------
+
+_KNOWN_FIELDS = (
+    "segment_count",
+    "target_short_video_duration_in_seconds",
+    "user_id",
+    "video_id",
+    "min_duration",
+    "max_duration",
+    "background_video",
+    "layout",
+    "caption_style",
+    "language",
+    "asr_backend",
+)
+
+
+def _config_fail(field_name: str, problem: str, value: object) -> ContractError:
+    return _fail(f"{SHORTS_CONFIG}: {field_name}", problem, value)
+
+
+def _check_seconds(field_name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _config_fail(field_name, "must be a number of seconds", value)
+    if not MIN_SHORT_DURATION <= value <= MAX_SHORT_DURATION:
+        raise _config_fail(
+            field_name, f"must be from {MIN_SHORT_DURATION} to {MAX_SHORT_DURATION} seconds", value
+        )
+
+
+def _check_optional_text(field_name: str, value: object, pattern: re.Pattern[str]) -> None:
+    if value is not None and (not isinstance(value, str) or not pattern.fullmatch(value)):
+        raise _config_fail(field_name, f"must be text matching {pattern.pattern}", value)
+
+
+def _check_background(value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str) or not value.strip() or _CONTROL_CHARS.search(value):
+        raise _config_fail(
+            "background_video", "must be a non-empty name without control characters", value
+        )
+    if ".." in value.replace("\\", "/").split("/"):
+        raise _config_fail("background_video", "must not contain a '..' path part", value)
+
+
+def _frozen_json(value: Any) -> Any:
+    """A read-only deep copy of a JSON value (mappings become ``MappingProxyType``)."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({str(k): _frozen_json(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(_frozen_json(v) for v in value)
+    return value
+
+
+def _thawed_json(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _thawed_json(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_thawed_json(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class ShortsConfig:
+    """The validated ``shorts_config.json`` of one video.
+
+    ``segment_count`` 0 lets the parent choose how many shorts to make; the parent then
+    writes the chosen number back. Fields this version does not know are kept in
+    ``extras`` and written back by :meth:`to_json`.
+    """
+
+    segment_count: int
+    target_short_video_duration_in_seconds: float = DEFAULT_SHORT_DURATION
+    user_id: str | None = None
+    video_id: str | None = None
+    min_duration: float | None = None
+    max_duration: float | None = None
+    background_video: str | None = None
+    layout: Layout = "stacked"
+    caption_style: Mapping[str, Any] | None = field(default=None, hash=False)
+    language: str | None = None
+    asr_backend: str | None = None
+    extras: Mapping[str, Any] = field(default_factory=dict, hash=False, repr=False)
+
+    def __post_init__(self) -> None:
+        count = self.segment_count
+        if isinstance(count, bool) or not isinstance(count, int):
+            raise _config_fail("segment_count", "must be an integer", count)
+        if not 0 <= count <= MAX_SEGMENT_COUNT:
+            raise _config_fail(
+                "segment_count",
+                f"must be from 0 (choose automatically) to {MAX_SEGMENT_COUNT}",
+                count,
+            )
+        target = self.target_short_video_duration_in_seconds
+        _check_seconds("target_short_video_duration_in_seconds", target)
+        for name in ("user_id", "video_id"):
+            value = getattr(self, name)
+            if value is not None:
+                try:
+                    validate_id(value, name)
+                except ContractError as exc:
+                    raise ContractError(f"{SHORTS_CONFIG}: {exc}") from None
+        self._check_duration_bounds()
+        _check_background(self.background_video)
+        if self.layout not in LAYOUTS:
+            raise _config_fail("layout", f"must be one of {', '.join(LAYOUTS)}", self.layout)
+        if self.caption_style is not None and not isinstance(self.caption_style, Mapping):
+            raise _config_fail("caption_style", "must be a JSON object", self.caption_style)
+        _check_optional_text("language", self.language, _LANGUAGE_PATTERN)
+        _check_optional_text("asr_backend", self.asr_backend, _BACKEND_PATTERN)
+        clash = set(self.extras) & set(_KNOWN_FIELDS)
+        if clash:
+            raise _config_fail("extras", "must not repeat known fields", sorted(clash))
+        if self.caption_style is not None:
+            object.__setattr__(self, "caption_style", _frozen_json(self.caption_style))
+        object.__setattr__(self, "extras", _frozen_json(self.extras))
+
+    def _check_duration_bounds(self) -> None:
+        low, high = self.min_duration, self.max_duration
+        if low is not None:
+            _check_seconds("min_duration", low)
+        if high is not None:
+            _check_seconds("max_duration", high)
+        if low is not None and high is not None and low > high:
+            raise _config_fail("min_duration", f"must not exceed max_duration ({high})", low)
+        target = self.target_short_video_duration_in_seconds
+        if (low is not None and target < low) or (high is not None and target > high):
+            raise _config_fail(
+                "target_short_video_duration_in_seconds",
+                "must lie between min_duration and max_duration",
+                target,
+            )
+
+    @classmethod
+    def from_dict(cls, doc: object, *, ref: VideoRef | None = None) -> ShortsConfig:
+        """Validate a parsed document; with ``ref``, its IDs must match that location."""
+        if not isinstance(doc, Mapping):
+            raise ContractError(
+                f"{SHORTS_CONFIG}: must be a JSON object (got {type(doc).__name__})"
+            )
+        if doc.get("segment_count") is None:
+            raise ContractError(f"{SHORTS_CONFIG}: segment_count: is required")
+        known = {k: v for k, v in doc.items() if k in _KNOWN_FIELDS and v is not None}
+        extras = {k: v for k, v in doc.items() if k not in _KNOWN_FIELDS}
+        config = cls(**known, extras=extras)
+        if ref is not None:
+            config.check_location(ref)
+        return config
+
+    @classmethod
+    def from_json(cls, text: str | bytes, *, ref: VideoRef | None = None) -> ShortsConfig:
+        """Parse and validate ``shorts_config.json`` text."""
+        try:
+            doc = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ContractError(f"{SHORTS_CONFIG}: is not valid JSON ({exc})") from None
+        return cls.from_dict(doc, ref=ref)
+
+    def check_location(self, ref: VideoRef) -> None:
+        """Raise if ``user_id`` / ``video_id`` are given and differ from where the file is."""
+        for name in ("user_id", "video_id"):
+            value = getattr(self, name)
+            expected = getattr(ref, name)
+            if value is not None and value != expected:
+                raise _config_fail(
+                    name, f"does not match the warehouse folder ({expected!r})", value
+                )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The document: known fields that are set, then the preserved unknown fields."""
+        doc: dict[str, Any] = {}
+        for name in _KNOWN_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                doc[name] = _thawed_json(value)
+        doc.update(cast(dict[str, Any], _thawed_json(self.extras)))
+        return doc
+
+    def to_json(self) -> str:
+        """Serialise as ``shorts_config.json`` text (two-space indent, trailing newline)."""
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+    def with_segment_count(self, n: int) -> ShortsConfig:
+        """A copy with ``segment_count`` set to ``n`` (validated)."""
+        return replace(self, segment_count=n)

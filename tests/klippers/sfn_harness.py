@@ -1,0 +1,396 @@
+"""Execute the unchanged state machine definition in moto's Step Functions interpreter.
+
+moto's server runs on loopback with S3, EC2, ECS, IAM and Step Functions. The definition
+from :func:`klippers.statemachine.build_definition` is created with moto's real ARNs and
+executed. Four gaps between moto and AWS are bridged here, nowhere else:
+
+1. Request/response normalisation: moto's ``StateTaskService._normalise_parameters`` and
+   ``_normalise_response`` are no-ops (moto issue 10076), so ``ecs:runTask.sync`` and
+   ``aws-sdk:s3:getObject`` break. They are re-implemented with botocore's shapes, as
+   LocalStack does (PascalCase ASL parameters -> boto member names and back).
+2. ECS never runs containers: ``RunTask`` here calls the Python job registered for the
+   task definition's family with the task's environment (container definition plus the
+   overrides), in the server's request thread, so Map iterations run concurrently.
+3. moto reports any STOPPED task as success; here a job that raised leaves its container
+   with exit code 1 and the ``.sync`` wait fails with ``States.TaskFailed``, as on AWS.
+4. A retried ``.sync`` task in moto also waits on the task-token endpoint of the attempt
+   before, which is already interrupted, so the retry ends in ``States.Timeout`` at once.
+   ``runTask.sync`` never uses a task token: the harness waits on the task alone.
+5. Retry waits are real ``time.sleep`` calls; they are recorded and skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import types
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+from unittest import mock
+
+import boto3
+import botocore.session
+import requests
+from botocore.model import OperationModel
+from moto.ecs.models import EC2ContainerServiceBackend
+from moto.server import ThreadedMotoServer
+from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+    FailureEvent,
+    FailureEventException,
+)
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import (
+    StatesErrorName,
+)
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+    StatesErrorNameType,
+)
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service,
+    state_task_service_ecs,
+)
+from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+
+from klippers import statemachine
+
+REGION = "us-east-1"
+BUCKET = "klippers-harness-warehouse"
+PARENT_FAMILY = "klippers-parent"
+CHILD_FAMILY = "klippers-child"
+
+Job = Callable[[Mapping[str, str]], None]
+
+
+# --- 1. botocore shape normalisation ---------------------------------------------------------
+
+
+@cache
+def _operation(service: str, snake_action: str) -> OperationModel:
+    model = botocore.session.get_session().get_service_model(service)
+    for name in model.operation_names:
+        if botocore.xform_name(name) == snake_action:
+            return model.operation_model(name)
+    raise KeyError(f"{service} has no operation {snake_action}")
+
+
+def _normalise_parameters(
+    self: Any,
+    parameters: dict[str, Any],
+    boto_service_name: str | None = None,
+    service_action_name: str | None = None,
+) -> None:
+    service = self._get_boto_service_name(boto_service_name=boto_service_name)
+    action = self._get_boto_service_action(service_action_name=service_action_name)
+    shape = _operation(service, action).input_shape
+    if shape is not None:
+        self._to_boto_request(parameters, shape)
+
+
+def _normalise_response(
+    self: Any,
+    response: Any,
+    boto_service_name: str | None = None,
+    service_action_name: str | None = None,
+) -> None:
+    service = self._get_boto_service_name(boto_service_name=boto_service_name)
+    action = self._get_boto_service_action(service_action_name=service_action_name)
+    shape = _operation(service, action).output_shape
+    if shape is not None:
+        self._from_boto_response(response, shape)
+
+
+# --- the harness ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobRun:
+    """One job run: its task definition family and environment."""
+
+    family: str
+    env: dict[str, str]
+    ok: bool
+
+
+@dataclass(frozen=True)
+class Execution:
+    """The end of one execution."""
+
+    status: str
+    error: str | None
+    cause: str | None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Harness:
+    """A moto server on loopback with the pipeline's AWS resources and job hooks."""
+
+    endpoint: str
+    jobs: dict[str, Job] = field(default_factory=dict)
+    runs: list[JobRun] = field(default_factory=list)
+    retry_waits: list[float] = field(default_factory=list)
+    max_concurrent: dict[str, int] = field(default_factory=dict)
+    state_machine_arn: str = ""
+    _running: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def reset(self) -> None:
+        """Empty every moto backend and forget jobs, runs, waits and concurrency."""
+        _configure(self.endpoint, execute=True)
+        self.jobs.clear()
+        self.runs.clear()
+        self.retry_waits.clear()
+        self.max_concurrent.clear()
+        self._running.clear()
+        self.state_machine_arn = ""
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for ``service`` on the moto server."""
+        return boto3.client(service, region_name=REGION, endpoint_url=self.endpoint)
+
+    # --- setup ---------------------------------------------------------------------------
+
+    def provision(self, **definition_args: Any) -> dict[str, Any]:
+        """Create bucket, network, cluster, task definitions and the state machine."""
+        self.client("s3").create_bucket(Bucket=BUCKET)
+        ec2 = self.client("ec2")
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+        group = ec2.create_security_group(GroupName="jobs", Description="jobs", VpcId=vpc)
+        ecs = self.client("ecs")
+        cluster = ecs.create_cluster(clusterName="klippers")["cluster"]["clusterArn"]
+        task_definitions = {
+            family: ecs.register_task_definition(
+                family=family,
+                networkMode="awsvpc",
+                requiresCompatibilities=["FARGATE"],
+                cpu="1024",
+                memory="2048",
+                containerDefinitions=[
+                    {
+                        "name": container,
+                        "image": "klippers@sha256:" + "0" * 64,
+                        "memory": 2048,
+                        "essential": True,
+                    }
+                ],
+            )["taskDefinition"]["taskDefinitionArn"]
+            for family, container in (
+                (PARENT_FAMILY, statemachine.PARENT_CONTAINER),
+                (CHILD_FAMILY, statemachine.CHILD_CONTAINER),
+            )
+        }
+        role = self.client("iam").create_role(
+            RoleName="klippers-step-functions-role",
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        )["Role"]["Arn"]
+        definition = statemachine.build_definition(
+            cluster_arn=cluster,
+            parent_task_definition_arn=task_definitions[PARENT_FAMILY],
+            child_task_definition_arn=task_definitions[CHILD_FAMILY],
+            subnets=[subnet],
+            security_groups=[group["GroupId"]],
+            bucket=BUCKET,
+            **definition_args,
+        )
+        self.state_machine_arn = self.client("stepfunctions").create_state_machine(
+            name=statemachine.STATE_MACHINE_NAME,
+            definition=json.dumps(definition),
+            roleArn=role,
+        )["stateMachineArn"]
+        return definition
+
+    # --- running -------------------------------------------------------------------------
+
+    def execute(self, execution_input: dict[str, str], timeout: float = 60) -> Execution:
+        """Start an execution and wait for it to end."""
+        sfn = self.client("stepfunctions")
+        arn = sfn.start_execution(
+            stateMachineArn=self.state_machine_arn, input=json.dumps(execution_input)
+        )["executionArn"]
+        deadline = time.monotonic() + timeout
+        while (described := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"execution still running after {timeout} s")
+            time.sleep(0.05)
+        return Execution(described["status"], described.get("error"), described.get("cause"))
+
+    def runs_of(self, family: str) -> list[JobRun]:
+        """Job runs of one task definition family, in start order."""
+        return [run for run in self.runs if run.family == family]
+
+    def _run_job(self, task: Any, task_definition: Any) -> None:
+        family = task_definition.family
+        env = {
+            e["name"]: e["value"]
+            for e in task_definition.container_definitions[0].get("environment") or []
+        }
+        for override in task.overrides.get("containerOverrides", []):
+            env.update({e["name"]: e["value"] for e in override.get("environment", [])})
+        with self._lock:
+            self._running[family] = self._running.get(family, 0) + 1
+            self.max_concurrent[family] = max(
+                self.max_concurrent.get(family, 0), self._running[family]
+            )
+        ok = False
+        try:
+            self.jobs[family](env)
+            ok = True
+        except Exception as exc:  # a failing job stops its container with exit code 1
+            task.stopped_reason = f"Essential container in task exited: {exc}"
+        finally:
+            with self._lock:
+                self._running[family] -= 1
+                self.runs.append(JobRun(family, env, ok))
+        task.containers[0].exitCode = 0 if ok else 1
+
+
+# --- 2 and 3: jobs run by RunTask, failures reach the .sync wait ---------------------------
+
+
+def _running_tasks(harness: Harness) -> Callable[..., Any]:
+    original = EC2ContainerServiceBackend.run_task
+
+    def run_task(backend: EC2ContainerServiceBackend, *args: Any, **kwargs: Any) -> Any:
+        tasks = original(backend, *args, **kwargs)
+        for task in tasks:
+            harness._run_job(task, backend.describe_task_definition(task.task_definition_arn))
+        return tasks
+
+    return run_task
+
+
+def _failing_sync(original: Callable[..., Any]) -> Callable[..., Any]:
+    def build_sync_resolver(self: Any, env: Any, *args: Any, **kwargs: Any) -> Any:
+        resolve = original(self, env, *args, **kwargs)
+
+        def resolver() -> Any:
+            task = resolve()
+            if task and any(c.get("ExitCode", 0) != 0 for c in task.get("Containers", [])):
+                raise FailureEventException(
+                    FailureEvent(
+                        env=env,
+                        error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
+                        event_type=HistoryEventType.TaskFailed,
+                        event_details=EventDetails(
+                            taskFailedEventDetails=TaskFailedEventDetails(
+                                error=StatesErrorNameType.StatesTaskFailed.to_name(),
+                                cause=json.dumps(task, default=str),
+                                resource="runTask.sync",
+                                resourceType="ecs",
+                            )
+                        ),
+                    )
+                )
+            return task
+
+        return resolver
+
+    return build_sync_resolver
+
+
+def _sync_without_task_token(original: Callable[..., Any]) -> Callable[..., Any]:
+    def eval_sync(self: Any, **kwargs: Any) -> Any:
+        return original(self, **{**kwargs, "callback_endpoint": None})
+
+    return eval_sync
+
+
+@contextmanager
+def moto_cloud() -> Iterator[Harness]:
+    """Start moto's server on loopback with every patch; stop and undo on exit."""
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    harness = Harness(endpoint)
+    sleeps = types.SimpleNamespace(sleep=harness.retry_waits.append)
+    service = state_task_service.StateTaskService
+    ecs_service = state_task_service_ecs.StateTaskServiceEcs
+    werkzeug = logging.getLogger("werkzeug")
+    level = werkzeug.level
+    werkzeug.setLevel(logging.WARNING)  # one line per request otherwise
+    try:
+        with ExitStack() as patches:
+            patches.enter_context(
+                mock.patch.dict(
+                    os.environ,
+                    {
+                        "MOTO_PORT": str(port),
+                        "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_SESSION_TOKEN": "testing",
+                        "AWS_DEFAULT_REGION": REGION,
+                    },
+                )
+            )
+            patches.enter_context(
+                mock.patch.object(service, "_normalise_parameters", _normalise_parameters)
+            )
+            patches.enter_context(
+                mock.patch.object(service, "_normalise_response", _normalise_response)
+            )
+            patches.enter_context(
+                mock.patch.object(
+                    ecs_service,
+                    "_build_sync_resolver",
+                    _failing_sync(ecs_service._build_sync_resolver),
+                )
+            )
+            patches.enter_context(
+                mock.patch.object(
+                    ecs_service, "_eval_sync", _sync_without_task_token(ecs_service._eval_sync)
+                )
+            )
+            patches.enter_context(
+                mock.patch.object(EC2ContainerServiceBackend, "run_task", _running_tasks(harness))
+            )
+            patches.enter_context(mock.patch.object(retrier_decl, "time", sleeps))
+            harness.reset()
+            yield harness
+    finally:
+        _configure(endpoint, execute=False)
+        server.stop()
+        werkzeug.setLevel(level)
+
+
+def _configure(endpoint: str, *, execute: bool) -> None:
+    """Start from empty backends; let moto execute state machines and stop ECS tasks at
+    the first describe (``execute``), or restore moto's defaults."""
+    requests.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    if not execute:
+        requests.post(
+            f"{endpoint}/moto-api/config",
+            json={"stepfunctions": {"execute_state_machine": False}},
+            timeout=10,
+        ).raise_for_status()
+        requests.post(
+            f"{endpoint}/moto-api/state-manager/unset-transition",
+            json={"model_name": "ecs::task"},
+            timeout=10,
+        ).raise_for_status()
+        return
+    requests.post(
+        f"{endpoint}/moto-api/config",
+        json={"stepfunctions": {"execute_state_machine": True}},
+        timeout=10,
+    ).raise_for_status()
+    requests.post(
+        f"{endpoint}/moto-api/state-manager/set-transition",
+        json={"model_name": "ecs::task", "transition": {"progression": "immediate"}},
+        timeout=10,
+    ).raise_for_status()
