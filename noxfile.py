@@ -22,6 +22,15 @@ def _install_project(session: nox.Session, extras: str, *groups: str) -> None:
         session.install(*nox.project.dependency_groups(PYPROJECT, group))
 
 
+def _install_asr_stack(session: nox.Session) -> None:
+    """Both ASR backends on CPU: torch's CPU build first, openai-whisper without triton."""
+    session.install("torch==2.13.0")
+    session.install(
+        "numba>=0.58", "tiktoken>=0.7", "more-itertools", "tqdm", "dtw-python>=1.5", "scipy>=1.11"
+    )
+    session.install("--no-deps", "openai-whisper==20250625", "whisper-timestamped==1.15.9")
+
+
 def _ensure_commands(session: nox.Session, commands: dict[str, str]) -> None:
     """Install missing system commands with apt-get when we may, else stop with a clear error."""
     missing = [pkg for cmd, pkg in commands.items() if shutil.which(cmd) is None]
@@ -38,6 +47,7 @@ def _ensure_commands(session: nox.Session, commands: dict[str, str]) -> None:
 def tests(session: nox.Session) -> None:
     """Run the test suite on real encoded media (pytest options after --)."""
     _ensure_commands(session, SYSTEM_PACKAGES)
+    _install_asr_stack(session)
     _install_project(session, "all,infra", "test")
     session.run("pytest", *session.posargs)
 

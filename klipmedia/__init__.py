@@ -8,9 +8,11 @@ Render a short in one call::
 
 from klipmedia.captions import CaptionEvent, Captions, TimedWord
 from klipmedia.crop import CropPath, Window, place_window, window_size
+from klipmedia.cut import CutResult, CutSettings, cut_segment
 from klipmedia.encode import EncodeSettings
 from klipmedia.errors import (
     CaptionError,
+    CutRangeError,
     EmptyMediaError,
     KlipmediaError,
     MediaError,
@@ -33,6 +35,9 @@ __all__ = [
     "CaptionStyle",
     "Captions",
     "CropPath",
+    "CutRangeError",
+    "CutResult",
+    "CutSettings",
     "EmptyMediaError",
     "EncodeSettings",
     "KlipmediaError",
@@ -47,6 +52,7 @@ __all__ = [
     "UnreadableMediaError",
     "Window",
     "bundled_font",
+    "cut_segment",
     "place_window",
     "probe",
     "render_short",

@@ -31,5 +31,9 @@ class CaptionError(KlipmediaError, ValueError):
     """Captions (SRT text or timed words) are malformed."""
 
 
+class CutRangeError(KlipmediaError, ValueError):
+    """The requested time range is empty or lies outside the media."""
+
+
 class RenderError(KlipmediaError):
     """Rendering failed for a reason other than bad input media."""

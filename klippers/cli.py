@@ -139,3 +139,130 @@ def render(
         encode=klipmedia.EncodeSettings(preset=preset, crf=crf),
     )
     click.echo(f"wrote {result.path} ({result.frames} frames, {result.duration:.2f} s)")
+
+
+@cli.command()
+@click.argument("video", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    "outdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder for original.srt, original.txt, original.words.json.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["faster-whisper", "whisper-timestamped"]),
+    envvar="KLIPPERS_ASR_BACKEND",
+    show_envvar=True,
+    help="Speech recogniser  [default: faster-whisper].",
+)
+@click.option(
+    "--model",
+    envvar="KLIPPERS_ASR_MODEL",
+    show_envvar=True,
+    help="Model name (tiny.en, base, small...) or local path  [default: base].",
+)
+@click.option("--language", help="Spoken language code (e.g. en); detected when omitted.")
+@_friendly_errors
+def transcribe(
+    video: Path, outdir: Path, backend: str | None, model: str | None, language: str | None
+) -> None:
+    """Transcribe VIDEO with word timestamps into subtitles, text and words JSON."""
+    from klippers.subtitles import write_transcript_files
+    from klippers.transcribe import BackendUnavailableError, ModelLoadError, transcribe_file
+
+    # Bad input media are ValueError/FileNotFoundError: _friendly_errors reports those.
+    try:
+        transcript = transcribe_file(video, backend=backend, model=model, language=language)
+    except (BackendUnavailableError, ModelLoadError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    paths = write_transcript_files(transcript, outdir)
+    click.echo(
+        f"wrote {paths['srt']}, {paths['text']}, {paths['words']} "
+        f"({len(transcript.words)} words, language {transcript.language})"
+    )
+
+
+@cli.command()
+@click.argument("words", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--count",
+    type=click.IntRange(0, 50),
+    default=0,
+    show_default=True,
+    help="Number of segments (0 chooses automatically).",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=1.0),
+    default=60.0,
+    show_default=True,
+    help="Target segment duration in seconds.",
+)
+@click.option("--min-duration", type=click.FloatRange(min=0.5), help="Shortest segment (s).")
+@click.option("--max-duration", type=click.FloatRange(min=0.5), help="Longest segment (s).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@_friendly_errors
+def highlights(
+    words: Path,
+    count: int,
+    duration: float,
+    min_duration: float | None,
+    max_duration: float | None,
+    as_json: bool,
+) -> None:
+    """Rank the best self-contained segments of a words JSON transcript."""
+    import json
+
+    from klippers.highlights import select_highlights
+    from klippers.transcript import Transcript
+
+    result = select_highlights(
+        Transcript.load(words),
+        count=count,
+        target_duration=duration,
+        min_duration=min_duration,
+        max_duration=max_duration,
+    )
+    if as_json:
+        document = {
+            "segments": [h.to_dict() for h in result.highlights],
+            "message": result.message,
+        }
+        click.echo(json.dumps(document, ensure_ascii=False, indent=1))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Highlights of {words.name}")
+    for column in ("#", "start", "end", "s", "score", "title", "reasons"):
+        table.add_column(column, overflow="fold")
+    for h in result.highlights:
+        table.add_row(
+            str(h.rank),
+            f"{h.start:.2f}",
+            f"{h.end:.2f}",
+            f"{h.duration:.1f}",
+            f"{h.score:.1f}",
+            h.title,
+            "; ".join(h.reasons),
+        )
+    console = Console()
+    console.print(table)
+    if result.message:
+        console.print(f"[yellow]{result.message}[/yellow]")
+
+
+@cli.group()
+def cloud() -> None:
+    """Run the same jobs on AWS Step Functions + ECS Fargate."""
+
+
+@cloud.command()
+def definition() -> None:
+    """Print the state machine definition (ASL JSON) with placeholder ARNs."""
+    from klippers.statemachine import definition_json
+
+    click.echo(definition_json(), nl=False)

@@ -328,7 +328,7 @@ def test_background_covers_its_panel_without_distortion_and_is_trimmed(
         tmp_path / "bg.mp4", media.ramp(320, 240), width=320, height=240, duration=3.0
     )
     out = render(ramp_clip, tmp_path / "o.mp4", background=background)
-    times, frames = media.decode_gray(out.path)
+    _, frames = media.decode_gray(out.path)
     assert len(frames) == 60  # the 3 s background is cut to the 2 s segment
     expected = place_window(320, 240, window_size(320, 240, Fraction(1080, 960)), 0.5)
     row = frames[10][1440]

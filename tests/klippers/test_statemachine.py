@@ -357,3 +357,17 @@ def test_missing_validator_skips_locally_but_fails_in_ci(
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception, match="node/npm not found"):
         asl_validator.find_validator()
+
+
+def test_klip_cloud_definition_prints_the_built_definition() -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from klippers.cli import cli
+    from klippers.statemachine import definition_json
+
+    result = CliRunner().invoke(cli, ["cloud", "definition"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == json.loads(definition_json())
+    assert "ChildTasksFailed" in json.loads(result.output)["States"]

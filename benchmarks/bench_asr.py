@@ -1,0 +1,183 @@
+"""Real-time factor of each transcription backend on the same speech clip, in one run.
+
+Usage::
+
+    python benchmarks/bench_asr.py bench-results/asr.json [--threads 2] [--repeats 3]
+
+Both backends transcribe the espeak-ng test clip (``tests/support/speech.py``) with the
+offline Whisper tiny.en model (CTranslate2 for faster-whisper, the converted ``.pt`` for
+whisper-timestamped). Each backend gets one warm-up run (numba compiles whisper-timestamped's
+DTW then), then ``--repeats`` timed rounds, the backends taking turns so that both see the
+same machine load; RTF = transcription wall seconds / audio seconds (CPU seconds recorded).
+Word error rate and the worst sentence-boundary error are recorded so a faster setting
+cannot hide a worse result. Figures are printed and written as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET_RTF = 0.12
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("output", type=Path, help="where to write the JSON figures")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads per backend")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per backend")
+    parser.add_argument("--beam-size", type=int, default=5)
+    parser.add_argument("--backends", nargs="+", default=["faster-whisper", "whisper-timestamped"])
+    return parser.parse_args(argv)
+
+
+def _boundary_error(transcript: Any, clip: Any) -> float | None:
+    """Worst |start/end - truth| over sentences, or None when the sentence counts differ."""
+    if len(transcript.sentences) != len(clip.sentences):
+        return None
+    worst = max(
+        max(abs(found.start - truth.start), abs(found.end - truth.end))
+        for found, truth in zip(transcript.sentences, clip.sentences, strict=True)
+    )
+    return round(worst, 3)
+
+
+@dataclass
+class _Bench:
+    """One loaded backend and its timings."""
+
+    backend: str
+    transcriber: Any
+    load_s: float
+    warmup_s: float = 0.0
+    wall_s: list[float] = field(default_factory=list)
+    cpu_s: list[float] = field(default_factory=list)
+    transcript: Any = None
+
+    def run(self, audio: Any) -> float:
+        wall, cpu = time.perf_counter(), time.process_time()
+        self.transcript = self.transcriber.transcribe(audio)
+        return self._record(time.perf_counter() - wall, time.process_time() - cpu)
+
+    def _record(self, wall: float, cpu: float) -> float:
+        self.wall_s.append(round(wall, 3))
+        self.cpu_s.append(round(cpu, 3))
+        return wall
+
+
+def load_backend(backend: str, args: argparse.Namespace) -> _Bench:
+    """Load ``backend`` with the offline tiny.en model."""
+    from klippers.transcribe import load_transcriber
+    from tests.support.whisper_models import ct2_tiny_en_path, openai_tiny_en_checkpoint
+
+    model = ct2_tiny_en_path() if backend == "faster-whisper" else openai_tiny_en_checkpoint()
+    started = time.perf_counter()
+    transcriber = load_transcriber(
+        backend, str(model), beam_size=args.beam_size, threads=args.threads
+    )
+    return _Bench(backend, transcriber, time.perf_counter() - started)
+
+
+def summarise(bench: _Bench, seconds: float, clip: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """The figures of one backend: RTF from wall time, plus CPU time, WER and timing error."""
+    from tests.support.speech import word_error_rate
+
+    return {
+        "backend": bench.backend,
+        "model": "tiny.en",
+        "beam_size": args.beam_size,
+        "threads": args.threads,
+        "load_s": round(bench.load_s, 3),
+        "warmup_s": round(bench.warmup_s, 3),
+        "runs_s": bench.wall_s,
+        "cpu_s": bench.cpu_s,
+        "rtf_min": round(min(bench.wall_s) / seconds, 4),
+        "rtf_median": round(statistics.median(bench.wall_s) / seconds, 4),
+        "wer": round(word_error_rate(clip.text, bench.transcript.text), 4),
+        "max_boundary_error_s": _boundary_error(bench.transcript, clip),
+    }
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("av", "faster-whisper", "ctranslate2", "whisper-timestamped", "torch"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "missing"
+    return found
+
+
+def _report(results: dict[str, Any]) -> str:
+    lines = [f"audio {results['audio_s']:.1f} s, {results['threads']} threads"]
+    for row in results["backends"]:
+        lines.append(
+            f"{row['backend']:>20}: RTF min {row['rtf_min']:.3f} median {row['rtf_median']:.3f}"
+            f"  WER {row['wer']:.3f}  boundary err {row['max_boundary_error_s']}"
+            f"  (load {row['load_s']:.1f} s, warm-up {row['warmup_s']:.1f} s)"
+        )
+    lines.append(
+        f"default ({results['default_backend']}) meets RTF <= {TARGET_RTF}: "
+        f"{results['default_meets_target']}"
+    )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmark and write its JSON figures."""
+    sys.path.insert(0, str(ROOT))  # tests.support provides the clip and the offline models
+    from klippers.subtitles import write_atomic
+    from klippers.transcribe import DEFAULT_BACKEND, SAMPLE_RATE, decode_audio
+    from tests.support.speech import speech_clip
+
+    args = _parse_args(argv)
+    clip = speech_clip()
+    started = time.perf_counter()
+    audio = decode_audio(clip.path)
+    decode_s = time.perf_counter() - started
+    load_before = os.getloadavg()
+    benches = [load_backend(name, args) for name in args.backends]
+    for bench in benches:
+        bench.warmup_s = bench.run(audio)
+        bench.wall_s.clear()
+        bench.cpu_s.clear()
+    for _ in range(args.repeats):  # interleaved, so that both see the same machine load
+        for bench in benches:
+            bench.run(audio)
+    seconds = audio.size / SAMPLE_RATE
+    rows = [summarise(bench, seconds, clip, args) for bench in benches]
+    default = next((r for r in rows if r["backend"] == DEFAULT_BACKEND), None)
+    results = {
+        "benchmark": "asr",
+        "clip": clip.path.name,
+        "audio_s": round(audio.size / SAMPLE_RATE, 3),
+        "decode_s": round(decode_s, 3),
+        "threads": args.threads,
+        "cpu_count": os.cpu_count(),
+        "loadavg_before": [round(x, 2) for x in load_before],
+        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+        "versions": _versions(),
+        "default_backend": DEFAULT_BACKEND,
+        "target_rtf": TARGET_RTF,
+        "default_meets_target": default is not None and default["rtf_median"] <= TARGET_RTF,
+        "backends": rows,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(args.output, json.dumps(results, indent=1) + "\n")
+    print(_report(results))  # noqa: T201 - a benchmark script reports on stdout
+
+
+if __name__ == "__main__":
+    main()

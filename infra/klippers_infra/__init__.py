@@ -1,0 +1,19 @@
+"""Pulumi components of the Klippers cloud engine (composed by ``infra/__main__.py``)."""
+
+from klippers_infra.image import JobImage
+from klippers_infra.jobs import Jobs, child_spec, parent_spec
+from klippers_infra.network import TaskNetwork
+from klippers_infra.pipeline import Pipeline
+from klippers_infra.storage import Warehouse
+from klippers_infra.tasks import TaskSize
+
+__all__ = [
+    "JobImage",
+    "Jobs",
+    "Pipeline",
+    "TaskNetwork",
+    "TaskSize",
+    "Warehouse",
+    "child_spec",
+    "parent_spec",
+]

@@ -1,0 +1,170 @@
+"""The ECS side: cluster, job log group, roles and the parent/child Fargate task definitions."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from klippers.contract import CHILD_JOB_MODULE, PARENT_JOB_MODULE, job_command
+from klippers.statemachine import CHILD_CONTAINER, PARENT_CONTAINER
+from klippers_infra.policies import (
+    ECS_TASKS_SERVICE,
+    Arn,
+    assume_role_policy,
+    execution_role_policy,
+    task_role_policy,
+)
+from klippers_infra.tasks import TaskSize, container_definitions
+
+JOBS_LOG_GROUP = "/ecs/klippers-jobs"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One job's task definition: family, container, module and size."""
+
+    family: str
+    container: str
+    module: str
+    size: TaskSize
+
+    @property
+    def writes_only_shorts(self) -> bool:
+        """Children write only their short; the parent writes the rest."""
+        return self.module == CHILD_JOB_MODULE
+
+
+def parent_spec(size: TaskSize) -> JobSpec:
+    """The parent job (transcribe, choose and cut segments)."""
+    return JobSpec("klippers-parent", PARENT_CONTAINER, PARENT_JOB_MODULE, size)
+
+
+def child_spec(size: TaskSize) -> JobSpec:
+    """The child job (render one short)."""
+    return JobSpec("klippers-child", CHILD_CONTAINER, CHILD_JOB_MODULE, size)
+
+
+class Jobs(pulumi.ComponentResource):
+    """ECS cluster and the two Fargate task definitions with their roles and logs."""
+
+    cluster_arn: pulumi.Output[str]
+    cluster_name: pulumi.Output[str]
+    log_group_name: pulumi.Output[str]
+    parent_task_definition_arn: pulumi.Output[str]
+    child_task_definition_arn: pulumi.Output[str]
+    passable_role_arns: pulumi.Output[list[str]]
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        image_uri: pulumi.Input[str],
+        repository_arn: pulumi.Input[str],
+        bucket_name: pulumi.Input[str],
+        bucket_arn: pulumi.Input[str],
+        parent: JobSpec,
+        child: JobSpec,
+        log_retention_days: int,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("klippers:jobs:Jobs", name, None, opts)
+        options = pulumi.ResourceOptions(parent=self)
+        cluster = aws.ecs.Cluster(
+            name, settings=[{"name": "containerInsights", "value": "disabled"}], opts=options
+        )
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs", name=JOBS_LOG_GROUP, retention_in_days=log_retention_days, opts=options
+        )
+        execution_role = aws.iam.Role(
+            f"{name}-execution",
+            assume_role_policy=json.dumps(assume_role_policy(ECS_TASKS_SERVICE)),
+            description="Klippers: lets ECS pull the job image and write job logs",
+            opts=options,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-execution",
+            role=execution_role.id,
+            policy=pulumi.Output.all(repository_arn, log_group.arn).apply(
+                lambda a: json.dumps(execution_role_policy(a[0], a[1]))
+            ),
+            opts=options,
+        )
+        self._image_uri = pulumi.Output.from_input(image_uri)
+        self._bucket_name = pulumi.Output.from_input(bucket_name)
+        self._bucket_arn = pulumi.Output.from_input(bucket_arn)
+        self._log_group = log_group
+        self._execution_role = execution_role
+        parent_td, parent_role = self._task_definition(name, parent)
+        child_td, child_role = self._task_definition(name, child)
+
+        self.cluster_arn = cluster.arn
+        self.cluster_name = cluster.name
+        self.log_group_name = log_group.name
+        self.parent_task_definition_arn = parent_td.arn
+        self.child_task_definition_arn = child_td.arn
+        self.passable_role_arns = pulumi.Output.all(
+            parent_role.arn, child_role.arn, execution_role.arn
+        )
+        self.register_outputs(
+            {
+                "clusterArn": self.cluster_arn,
+                "logGroupName": self.log_group_name,
+                "parentTaskDefinitionArn": self.parent_task_definition_arn,
+                "childTaskDefinitionArn": self.child_task_definition_arn,
+            }
+        )
+
+    def _task_definition(
+        self, name: str, spec: JobSpec
+    ) -> tuple[aws.ecs.TaskDefinition, aws.iam.Role]:
+        options = pulumi.ResourceOptions(parent=self)
+        job = spec.family.removeprefix("klippers-")
+        role = aws.iam.Role(
+            f"{name}-{job}-task",
+            assume_role_policy=json.dumps(assume_role_policy(ECS_TASKS_SERVICE)),
+            description=f"Klippers {job} job: its warehouse objects only",
+            opts=options,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-{job}-task",
+            role=role.id,
+            policy=self._bucket_arn.apply(
+                lambda arn: json.dumps(
+                    task_role_policy(arn, writes_only_shorts=spec.writes_only_shorts)
+                )
+            ),
+            opts=options,
+        )
+        containers = pulumi.Output.all(
+            self._image_uri, self._bucket_name, self._log_group.name, self._log_group.arn
+        ).apply(
+            lambda a: json.dumps(
+                container_definitions(
+                    container=spec.container,
+                    image=a[0],
+                    command=job_command(spec.module),
+                    bucket=a[1],
+                    log_group=a[2],
+                    region=Arn.parse(a[3]).region,
+                    stream_prefix=job,
+                )
+            )
+        )
+        definition = aws.ecs.TaskDefinition(
+            f"{name}-{job}",
+            family=spec.family,
+            cpu=str(spec.size.cpu),
+            memory=str(spec.size.memory),
+            ephemeral_storage={"size_in_gib": spec.size.ephemeral_gib},
+            network_mode="awsvpc",
+            requires_compatibilities=["FARGATE"],
+            runtime_platform={"operating_system_family": "LINUX", "cpu_architecture": "X86_64"},
+            execution_role_arn=self._execution_role.arn,
+            task_role_arn=role.arn,
+            container_definitions=containers,
+            opts=options,
+        )
+        return definition, role

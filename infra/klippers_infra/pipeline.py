@@ -1,0 +1,91 @@
+"""The Step Functions side: log group, ``klippers-step-functions-role`` and the state machine."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from klippers.statemachine import STATE_MACHINE_LOG_GROUP, STATE_MACHINE_NAME, build_definition
+from klippers_infra.policies import STATES_SERVICE, assume_role_policy, state_machine_policy
+
+STATE_MACHINE_ROLE = "klippers-step-functions-role"
+
+
+class Pipeline(pulumi.ComponentResource):
+    """``klippers-video-processing``: logging ALL with execution data, X-Ray tracing.
+
+    ``definition_args`` are passed to :func:`klippers.statemachine.build_definition`
+    after every Output in them resolves.
+    """
+
+    state_machine_arn: pulumi.Output[str]
+    state_machine_name: pulumi.Output[str]
+    log_group_name: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        definition_args: dict[str, Any],
+        passable_role_arns: pulumi.Input[list[str]],
+        bucket_arn: pulumi.Input[str],
+        log_retention_days: int,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("klippers:pipeline:Pipeline", name, None, opts)
+        options = pulumi.ResourceOptions(parent=self)
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=STATE_MACHINE_LOG_GROUP,
+            retention_in_days=log_retention_days,
+            opts=options,
+        )
+        role = aws.iam.Role(
+            f"{name}-role",
+            name=STATE_MACHINE_ROLE,
+            assume_role_policy=json.dumps(assume_role_policy(STATES_SERVICE)),
+            description="Klippers state machine: run the two jobs, read shorts_config.json",
+            opts=options,
+        )
+        resolved = pulumi.Output.all(**definition_args)
+        policy = aws.iam.RolePolicy(
+            f"{name}-role",
+            role=role.id,
+            policy=pulumi.Output.all(resolved, passable_role_arns, bucket_arn).apply(
+                lambda a: json.dumps(
+                    state_machine_policy(
+                        cluster_arn=a[0]["cluster_arn"],
+                        task_definition_arns=[
+                            a[0]["parent_task_definition_arn"],
+                            a[0]["child_task_definition_arn"],
+                        ],
+                        passable_role_arns=a[1],
+                        bucket_arn=a[2],
+                    )
+                )
+            ),
+            opts=options,
+        )
+        machine = aws.sfn.StateMachine(
+            name,
+            name=STATE_MACHINE_NAME,
+            type="STANDARD",
+            role_arn=role.arn,
+            definition=resolved.apply(lambda args: json.dumps(build_definition(**args))),
+            logging_configuration={
+                "log_destination": log_group.arn.apply(lambda arn: f"{arn}:*"),
+                "include_execution_data": True,
+                "level": "ALL",
+            },
+            tracing_configuration={"enabled": True},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
+        )
+        self.state_machine_arn = machine.arn
+        self.state_machine_name = machine.name
+        self.log_group_name = log_group.name
+        self.register_outputs(
+            {"stateMachineArn": self.state_machine_arn, "logGroupName": self.log_group_name}
+        )

@@ -1,0 +1,566 @@
+"""Speech to word-timed text with Whisper, behind one interface and two backends.
+
+Backends, picked by name (``backend=`` or ``$KLIPPERS_ASR_BACKEND``):
+
+- ``faster-whisper``: CTranslate2, int8 on CPU. The default: several times faster than
+  whisper-timestamped on CPU at the same accuracy (see ``benchmarks/bench_asr.py``).
+- ``whisper-timestamped``: openai-whisper plus cross-attention DTW word alignment.
+
+The model is a name the backend knows (``tiny.en``, ``base``, ``small``... downloaded by the
+backend on first use) or a local path (a CTranslate2 folder for faster-whisper, an
+openai-whisper ``.pt`` checkpoint for whisper-timestamped), given by ``model=`` or
+``$KLIPPERS_ASR_MODEL``. Heavy modules (torch, ctranslate2, the backends) are imported only
+when that backend is loaded. Audio is decoded with PyAV to 16 kHz mono float32, demuxing
+only the audio stream.
+
+Examples
+--------
+>>> from klippers.transcribe import transcribe_file
+>>> transcript = transcribe_file("talk.mp4", backend="faster-whisper", model="tiny.en")
+>>> [(w.start, w.end, w.text) for w in transcript.words[:3]]  # seconds from media start
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import logging
+import os
+import re
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import av
+import numpy as np
+
+from klippers.transcript import Sentence, Transcript, Word
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16_000
+FASTER_WHISPER = "faster-whisper"
+WHISPER_TIMESTAMPED = "whisper-timestamped"
+BACKENDS = (FASTER_WHISPER, WHISPER_TIMESTAMPED)
+DEFAULT_BACKEND = FASTER_WHISPER
+DEFAULT_MODEL = "base"
+BACKEND_ENV = "KLIPPERS_ASR_BACKEND"
+MODEL_ENV = "KLIPPERS_ASR_MODEL"
+
+SILENCE_PEAK = 1e-3
+"""Audio whose absolute peak stays below this (-60 dBFS) holds no speech: skip the model."""
+VOICE_FRAME = 160
+"""Loudness is measured over 10 ms frames (160 samples at 16 kHz)."""
+VOICE_FLOOR = 1e-3
+VOICE_RELATIVE = 0.02
+"""A frame is voiced above ``max(VOICE_FLOOR, VOICE_RELATIVE * loud)``, where ``loud`` is the
+95th percentile frame RMS: well under quiet consonants, well over a quiet room."""
+WINDOW_S = 300.0
+"""Audio is recognised this many seconds at a time (bounds memory on long videos)."""
+SPLIT_SEARCH_S = 20.0
+QUIET_FRAMES = 50
+"""Windows are cut at the quietest ``QUIET_FRAMES`` x 10 ms in the last ``SPLIT_SEARCH_S``."""
+SENTENCE_PAUSE_S = 1.5
+"""A pause this long between words ends a sentence even without punctuation."""
+_SENTENCE_END = re.compile(r"[.!?…。！？][\"'”’)\]}»]*$")
+_NO_SPACE_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "km", "my", "yue", "bo"})
+_FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+class TranscriptionError(Exception):
+    """Base class of every error raised on purpose by transcription."""
+
+
+class AudioNotFoundError(TranscriptionError, FileNotFoundError):
+    """The media file does not exist."""
+
+
+class AudioInputError(TranscriptionError, ValueError):
+    """The media file cannot be used as a source of speech."""
+
+
+class UnreadableAudioError(AudioInputError):
+    """The file is empty, corrupt or not a container/codec FFmpeg can read."""
+
+
+class NoAudioStreamError(AudioInputError):
+    """The file has no audio stream (e.g. a silent screen recording)."""
+
+
+class UnknownBackendError(TranscriptionError, ValueError):
+    """The backend name is not one of :data:`BACKENDS`."""
+
+
+class BackendUnavailableError(TranscriptionError):
+    """The backend's Python packages are not installed."""
+
+
+class ModelLoadError(TranscriptionError):
+    """The model could not be found, downloaded or loaded."""
+
+
+# --- audio -----------------------------------------------------------------------------------
+
+
+def _open_media(path: Path) -> av.container.InputContainer:
+    if not path.is_file():
+        raise AudioNotFoundError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise UnreadableAudioError(f"{path}: file is empty")
+    try:
+        return av.open(str(path))
+    except av.FFmpegError as exc:
+        raise UnreadableAudioError(f"{path}: not a readable media file ({exc})") from exc
+
+
+def _sample_capacity(container: av.container.InputContainer, stream: av.AudioStream) -> int:
+    """A first guess of the decoded length in samples, from the stream or container duration."""
+    seconds = 0.0
+    if stream.duration is not None and stream.time_base is not None:
+        seconds = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        seconds = container.duration / av.time_base
+    return int(seconds * SAMPLE_RATE) + SAMPLE_RATE
+
+
+class _SampleBuffer:
+    """A growable float32 buffer, so that long audio is not held twice while decoding."""
+
+    def __init__(self, capacity: int) -> None:
+        self._data = np.zeros(max(capacity, SAMPLE_RATE), dtype=np.float32)
+        self._size = 0
+
+    def append(self, chunk: np.ndarray) -> None:
+        needed = self._size + chunk.size
+        if needed > self._data.size:
+            grown = np.zeros(max(needed, 2 * self._data.size), dtype=np.float32)
+            grown[: self._size] = self._data[: self._size]
+            self._data = grown
+        self._data[self._size : needed] = chunk
+        self._size = needed
+
+    def pad(self, seconds: float) -> None:
+        """Append ``seconds`` of silence."""
+        if seconds > 0:
+            self.append(np.zeros(round(seconds * SAMPLE_RATE), dtype=np.float32))
+
+    def samples(self) -> np.ndarray:
+        return self._data[: self._size]
+
+
+def _chunks(frames: Iterable[av.AudioFrame]) -> Iterable[np.ndarray]:
+    for frame in frames:
+        yield frame.to_ndarray().reshape(-1)
+
+
+def _media_origin(container: av.container.InputContainer) -> float:
+    """Seconds of the container's start, which players show as time zero."""
+    start = container.start_time
+    return start / av.time_base if start is not None and start > 0 else 0.0
+
+
+def _decode_stream(
+    container: av.container.InputContainer, stream: av.AudioStream
+) -> np.ndarray | None:
+    """Resample every frame of ``stream`` into one buffer; None when no frame decodes."""
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+    buffer = _SampleBuffer(_sample_capacity(container, stream))
+    skip: int | None = None  # samples to drop so that sample 0 is the media's time zero
+    for packet in container.demux(stream):
+        for frame in packet.decode():
+            if skip is None:
+                offset = (frame.time or 0.0) - _media_origin(container)
+                buffer.pad(offset)  # audio that starts late keeps its place
+                skip = max(0, round(-offset * SAMPLE_RATE))
+            for chunk in _chunks(resampler.resample(frame)):
+                drop = min(skip, chunk.size)
+                skip -= drop
+                buffer.append(chunk[drop:])
+    if skip is None:
+        return None
+    for chunk in _chunks(resampler.resample(None)):
+        buffer.append(chunk)
+    return buffer.samples()
+
+
+def decode_audio(path: str | Path) -> np.ndarray:
+    """Decode the first audio stream of ``path`` to 16 kHz mono float32 samples.
+
+    Only audio packets are demuxed and decoded (video frames are never decoded), and samples
+    are resampled chunk by chunk into one growing buffer, so a long video costs its 16 kHz
+    audio (about 230 MB per hour) and nothing more. Sample 0 is time zero of the media.
+
+    Raises
+    ------
+    AudioNotFoundError, UnreadableAudioError, NoAudioStreamError
+    """
+    path = Path(path)
+    with _open_media(path) as container:
+        if not container.streams.audio:
+            raise NoAudioStreamError(f"{path}: no audio stream to transcribe")
+        try:
+            samples = _decode_stream(container, container.streams.audio[0])
+        except av.FFmpegError as exc:
+            raise UnreadableAudioError(f"{path}: audio cannot be decoded ({exc})") from exc
+    if samples is None:
+        raise UnreadableAudioError(f"{path}: the audio stream holds no decodable frames")
+    return samples
+
+
+def is_silent(audio: np.ndarray, peak: float = SILENCE_PEAK) -> bool:
+    """Whether ``audio`` never rises above ``peak`` (digital silence or near it)."""
+    return audio.size == 0 or float(np.max(np.abs(audio))) < peak
+
+
+# --- from backend words to a Transcript --------------------------------------------------------
+
+
+def clean_words(words: Iterable[Word], duration: float) -> list[Word]:
+    """Strip words, drop those without a letter or digit, and clamp times into order.
+
+    Backends can emit a word that starts a few milliseconds before the previous one ends,
+    or ends past the last sample, and on faint noise a stray ``"."`` as a word; later
+    stages rely on none of these happening.
+    """
+    cleaned: list[Word] = []
+    floor = 0.0
+    for word in words:
+        text = word.text.strip()
+        if not any(ch.isalnum() for ch in text):
+            continue
+        start = min(max(word.start, floor), duration)
+        end = min(max(word.end, start), duration)
+        cleaned.append(Word(round(start, 3), round(end, 3), text, round(word.probability, 4)))
+        floor = cleaned[-1].end
+    return cleaned
+
+
+def frame_rms(audio: np.ndarray, frame: int = VOICE_FRAME) -> np.ndarray:
+    """Root-mean-square level of each whole ``frame``-sample frame of ``audio``."""
+    count = audio.size // frame
+    frames = audio[: count * frame].reshape(count, frame)
+    rms: np.ndarray = np.sqrt(np.einsum("ij,ij->i", frames, frames) / frame)
+    return rms
+
+
+def voiced_frames(audio: np.ndarray, frame: int = VOICE_FRAME) -> np.ndarray:
+    """Which ``frame``-sample frames of ``audio`` are louder than the silence threshold."""
+    rms = frame_rms(audio, frame)
+    if rms.size == 0:
+        return np.zeros(0, dtype=bool)
+    threshold = max(VOICE_FLOOR, VOICE_RELATIVE * float(np.quantile(rms, 0.95)))
+    voiced: np.ndarray = rms > threshold
+    return voiced
+
+
+def snap_to_voice(
+    words: Sequence[Word], voiced: np.ndarray, frame: int = VOICE_FRAME
+) -> list[Word]:
+    """Shrink each word's interval to the voiced audio inside it (never widen it).
+
+    Whisper often lets a word begin inside the silence before it (most of all the first
+    word of a segment) or end inside the silence after it. Loudness is independent of the
+    model, so trimming silent edges moves sentence boundaries onto the real pauses.
+    Words over silence only (or over constant noise) are left as they are.
+    """
+    step = frame / SAMPLE_RATE
+    snapped: list[Word] = []
+    for word in words:
+        first, last = int(word.start / step), int(np.ceil(word.end / step))
+        inside = np.flatnonzero(voiced[first:last])
+        if inside.size == 0:
+            snapped.append(word)
+            continue
+        start = max(word.start, (first + inside[0]) * step)
+        end = min(word.end, (first + inside[-1] + 1) * step)
+        snapped.append(Word(start, max(end, start), word.text, word.probability))
+    return snapped
+
+
+def join_words(words: Sequence[Word], language: str) -> str:
+    """The words as text, with spaces unless the language is written without them."""
+    separator = "" if language in _NO_SPACE_LANGUAGES else " "
+    return separator.join(w.text for w in words)
+
+
+def group_sentences(
+    words: Sequence[Word], language: str, pause: float = SENTENCE_PAUSE_S
+) -> tuple[Sentence, ...]:
+    """Group words into sentences at terminal punctuation or at a pause of ``pause`` seconds."""
+    sentences: list[Sentence] = []
+    current: list[Word] = []
+    for i, word in enumerate(words):
+        current.append(word)
+        nxt = words[i + 1] if i + 1 < len(words) else None
+        if nxt is None or _SENTENCE_END.search(word.text) or nxt.start - word.end >= pause:
+            text = join_words(current, language)
+            sentences.append(Sentence(current[0].start, current[-1].end, text, tuple(current)))
+            current = []
+    return tuple(sentences)
+
+
+def build_transcript(words: Iterable[Word], language: str, audio: np.ndarray) -> Transcript:
+    """Clean raw backend words, trim them to the voiced audio, and group them into sentences."""
+    duration = audio.size / SAMPLE_RATE
+    cleaned = clean_words(snap_to_voice(list(words), voiced_frames(audio)), duration)
+    return Transcript(language, round(duration, 3), group_sentences(cleaned, language))
+
+
+# --- backends ----------------------------------------------------------------------------------
+
+
+class Transcriber(Protocol):
+    """A loaded model that turns 16 kHz mono float32 audio into a transcript."""
+
+    backend: str
+    model: str
+
+    def transcribe(self, audio: np.ndarray, language: str | None = None) -> Transcript:
+        """Transcribe ``audio``; ``language`` (e.g. ``"en"``) or None to detect it."""
+        ...
+
+
+def window_bounds(
+    audio: np.ndarray, window: float = WINDOW_S, search: float = SPLIT_SEARCH_S
+) -> list[tuple[int, int]]:
+    """Cut ``audio`` into windows of at most ``window`` seconds, at quiet moments.
+
+    Each cut is placed at the quietest half second of the last ``search`` seconds before
+    the window limit, so that a cut rarely falls inside a word.
+    """
+    limit, reach = round(window * SAMPLE_RATE), round(search * SAMPLE_RATE)
+    bounds: list[tuple[int, int]] = []
+    start = 0
+    while audio.size - start > limit:
+        lo = start + max(limit - reach, limit // 2)
+        rms = frame_rms(audio[lo : start + limit])
+        smooth = np.convolve(rms, np.ones(QUIET_FRAMES) / QUIET_FRAMES, mode="same")
+        cut = lo + int(np.argmin(smooth)) * VOICE_FRAME if smooth.size else start + limit
+        bounds.append((start, cut))
+        start = cut
+    bounds.append((start, audio.size))
+    return bounds
+
+
+class _WindowedTranscriber:
+    """Runs a backend window by window and puts the words back on the audio's timeline.
+
+    Recognising a few minutes at a time bounds memory on long videos (faster-whisper builds
+    the whole log-mel spectrogram at once: about 0.5 GB per 10 minutes). Silent windows are
+    skipped: Whisper invents words ("You") on digital silence. The language found in the
+    first window with sound is kept for the following ones.
+    """
+
+    backend: str
+    model: str
+    window_s: float
+
+    def recognise(self, audio: np.ndarray, language: str | None) -> tuple[list[Word], str]:
+        """Words (times from the start of ``audio``) and language of one window."""
+        raise NotImplementedError
+
+    def transcribe(self, audio: np.ndarray, language: str | None = None) -> Transcript:
+        """Transcribe ``audio`` (16 kHz mono float32)."""
+        words: list[Word] = []
+        for lo, hi in window_bounds(audio, self.window_s):
+            chunk = audio[lo:hi]
+            if is_silent(chunk):
+                continue
+            found, detected = self.recognise(chunk, language)
+            language = language or detected
+            offset = lo / SAMPLE_RATE
+            words += [Word(w.start + offset, w.end + offset, w.text, w.probability) for w in found]
+        return build_transcript(words, language or "und", audio)
+
+
+def _cpu_threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _missing_backend(backend: str, exc: ImportError) -> BackendUnavailableError:
+    return BackendUnavailableError(
+        f"the {backend} backend is not installed ({exc.name} missing): "
+        "pip install 'klippers[asr]' (see README for whisper-timestamped)"
+    )
+
+
+@dataclass
+class FasterWhisperTranscriber(_WindowedTranscriber):
+    """faster-whisper (CTranslate2) backend; int8 weights on CPU."""
+
+    model: str
+    beam_size: int = 5
+    threads: int = 0
+    window_s: float = WINDOW_S
+    backend: str = FASTER_WHISPER
+
+    def __post_init__(self) -> None:
+        try:
+            from faster_whisper import WhisperModel  # type: ignore[import-untyped]
+        except ImportError as exc:
+            raise _missing_backend(self.backend, exc) from exc
+        threads = self.threads or _cpu_threads()
+        try:
+            self._model = WhisperModel(
+                self.model, device="cpu", compute_type="int8", cpu_threads=threads
+            )
+        except Exception as exc:
+            raise ModelLoadError(f"faster-whisper cannot load model {self.model!r}: {exc}") from exc
+
+    def recognise(self, audio: np.ndarray, language: str | None) -> tuple[list[Word], str]:
+        """Words and language of one window."""
+        segments, info = self._model.transcribe(
+            audio,
+            language=language,
+            beam_size=self.beam_size,
+            word_timestamps=True,
+            vad_filter=False,
+        )
+        words = [
+            Word(w.start, w.end, w.word, w.probability)
+            for segment in segments
+            for w in segment.words or ()
+        ]
+        return words, str(info.language)
+
+
+def _alignment_dump(mask: Any) -> bytes:
+    """Encode a boolean (layers, heads) tensor the way ``Whisper.set_alignment_heads`` reads it."""
+    raw = mask.numpy().astype(bool).tobytes()
+    return base64.b85encode(gzip.compress(raw))
+
+
+def load_openai_whisper(model: str) -> Any:
+    """Load an openai-whisper model by name, or from a local ``.pt`` checkpoint.
+
+    A checkpoint may carry an ``alignment_heads`` boolean mask (the cross-attention heads
+    that follow the speech); it is applied so word timing uses the right heads.
+    """
+    import torch
+    import whisper  # type: ignore[import-untyped]
+    import whisper_timestamped  # type: ignore[import-untyped]
+
+    if not Path(model).is_file():
+        return whisper_timestamped.load_model(model, device="cpu")
+    checkpoint = torch.load(model, map_location="cpu", weights_only=True)
+    net = whisper.model.Whisper(whisper.model.ModelDimensions(**checkpoint["dims"]))
+    net.load_state_dict(checkpoint["model_state_dict"])
+    heads = checkpoint.get("alignment_heads")
+    if heads is not None:
+        net.set_alignment_heads(_alignment_dump(heads))
+    return net.eval()
+
+
+@dataclass
+class WhisperTimestampedTranscriber(_WindowedTranscriber):
+    """whisper-timestamped backend (openai-whisper in float32 on CPU, DTW word alignment)."""
+
+    model: str
+    beam_size: int = 5
+    threads: int = 0
+    window_s: float = WINDOW_S
+    backend: str = WHISPER_TIMESTAMPED
+
+    def __post_init__(self) -> None:
+        try:
+            import torch
+            import whisper_timestamped
+        except ImportError as exc:
+            raise _missing_backend(self.backend, exc) from exc
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        self._transcribe = whisper_timestamped.transcribe_timestamped
+        try:
+            self._model = load_openai_whisper(self.model)
+        except Exception as exc:
+            raise ModelLoadError(
+                f"whisper-timestamped cannot load model {self.model!r}: {exc}"
+            ) from exc
+
+    def recognise(self, audio: np.ndarray, language: str | None) -> tuple[list[Word], str]:
+        """Words and language of one window."""
+        beam: dict[str, Any] = {}
+        if self.beam_size > 1:
+            beam = {"beam_size": self.beam_size, "best_of": self.beam_size}
+        with warnings.catch_warnings():
+            # openai-whisper's tokenizer leaves its vocabulary file open on first use.
+            warnings.simplefilter("ignore", ResourceWarning)
+            result = self._transcribe(
+                self._model,
+                audio,
+                language=language,
+                vad=False,  # True fetches Silero VAD through torch.hub
+                fp16=False,
+                verbose=None,
+                temperature=_FALLBACK_TEMPERATURES,
+                **beam,
+            )
+        words = [
+            Word(w["start"], w["end"], w["text"], w.get("confidence", 1.0))
+            for segment in result["segments"]
+            for w in segment.get("words", ())
+        ]
+        return words, str(result.get("language") or language or "und")
+
+
+def resolve_backend(backend: str | None = None) -> str:
+    """The backend name: ``backend``, else ``$KLIPPERS_ASR_BACKEND``, else the default."""
+    name = backend or os.environ.get(BACKEND_ENV) or DEFAULT_BACKEND
+    if name not in BACKENDS:
+        raise UnknownBackendError(f"unknown ASR backend {name!r}; choose one of {BACKENDS}")
+    return name
+
+
+def resolve_model(model: str | None = None) -> str:
+    """The model name or path: ``model``, else ``$KLIPPERS_ASR_MODEL``, else the default."""
+    return model or os.environ.get(MODEL_ENV) or DEFAULT_MODEL
+
+
+def load_transcriber(
+    backend: str | None = None,
+    model: str | None = None,
+    *,
+    beam_size: int = 5,
+    threads: int = 0,
+    window_s: float = WINDOW_S,
+) -> Transcriber:
+    """Load a model once, for transcribing one or more audio arrays.
+
+    Parameters
+    ----------
+    backend : ``"faster-whisper"`` or ``"whisper-timestamped"``; None reads the environment.
+    model : model name or local path; None reads ``$KLIPPERS_ASR_MODEL``.
+    beam_size : beam search width (1 is greedy decoding).
+    threads : CPU threads; 0 uses every core this process may run on (whisper-timestamped
+        sets torch's process-wide thread count).
+    window_s : seconds of audio recognised at a time.
+    """
+    name, model_ref = resolve_backend(backend), resolve_model(model)
+    logger.info("loading %s model %s", name, model_ref)
+    if name == FASTER_WHISPER:
+        return FasterWhisperTranscriber(model_ref, beam_size, threads, window_s)
+    return WhisperTimestampedTranscriber(model_ref, beam_size, threads, window_s)
+
+
+def transcribe_file(
+    path: str | Path,
+    *,
+    backend: str | None = None,
+    model: str | None = None,
+    language: str | None = None,
+) -> Transcript:
+    """Decode the audio of a media file and transcribe it with word timestamps.
+
+    Raises
+    ------
+    AudioNotFoundError, UnreadableAudioError, NoAudioStreamError
+        The media cannot be used (checked before the model is loaded).
+    UnknownBackendError, BackendUnavailableError, ModelLoadError
+        The backend or model cannot be used.
+    """
+    audio = decode_audio(path)
+    transcriber = load_transcriber(backend, model)
+    logger.info("transcribing %.1f s of audio from %s", audio.size / SAMPLE_RATE, path)
+    return transcriber.transcribe(audio, language=language)
