@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 
 import click
 
+from klippers.cloud_cli import cloud
+
 EXIT_BAD_INPUT = 2
 EXIT_FAILURE = 1
 
@@ -255,14 +257,4 @@ def highlights(
         console.print(f"[yellow]{result.message}[/yellow]")
 
 
-@cli.group()
-def cloud() -> None:
-    """Run the same jobs on AWS Step Functions + ECS Fargate."""
-
-
-@cloud.command()
-def definition() -> None:
-    """Print the state machine definition (ASL JSON) with placeholder ARNs."""
-    from klippers.statemachine import definition_json
-
-    click.echo(definition_json(), nl=False)
+cli.add_command(cloud)

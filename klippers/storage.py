@@ -1,0 +1,625 @@
+"""One interface over the warehouse: a local folder (the default) or an S3 bucket.
+
+Keys are relative POSIX strings (``klippers_warehouse/alice/talk-1/original.mp4``); a key
+that could leave the storage root (``..``, absolute, backslashes, control characters) is
+refused with :class:`StorageError` before anything is touched.
+
+Writes are atomic. Locally a temp file is written beside the target and moved into place
+with :func:`os.replace`; on S3 an object appears only when complete (a single ``PutObject``,
+or a multipart upload that is aborted on failure and invisible until completed). Every
+upload records the SHA-256 of its content, so a re-run can ask :meth:`Storage.is_current`
+and skip outputs that are already present and current.
+
+``boto3`` is imported on first use of :class:`S3Storage` (``pip install 'klippers[aws]'``).
+Transient S3 failures are retried by botocore's own retry policy (``standard`` mode).
+
+Examples
+--------
+>>> import tempfile
+>>> store = open_storage(tempfile.mkdtemp())
+>>> store.write_bytes("klippers_warehouse/alice/talk-1/shorts_config.json", b"{}")
+>>> store.list("klippers_warehouse/alice/")
+['klippers_warehouse/alice/talk-1/shorts_config.json']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, NoReturn, Protocol, runtime_checkable
+from urllib.parse import unquote, urlsplit
+
+from klippers.contract import ENV_BUCKET
+
+logger = logging.getLogger(__name__)
+
+BUCKET_ENV = ENV_BUCKET
+"""Environment variable naming the warehouse bucket when no location is given."""
+
+MiB = 1024 * 1024
+SHA256_METADATA = "sha256"
+"""S3 user-metadata field (``x-amz-meta-sha256``) holding the hex digest of the content."""
+
+_TEMP_MARKER = ".klippers-tmp-"
+_COPY_CHUNK = 1 * MiB
+_MAX_KEY_BYTES = 1024
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+_DENIED_CODES = frozenset(
+    {
+        "403",
+        "AccessDenied",
+        "AllAccessDisabled",
+        "Forbidden",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "InvalidToken",
+    }
+)
+
+Progress = Callable[[int], None]
+"""Reports the bytes moved since the last call, for progress bars only. S3 calls it from
+worker threads, and with a negative count when a part is sent again after a retry."""
+
+
+class StorageError(Exception):
+    """A storage operation failed, or a key or location is invalid."""
+
+
+class StorageKeyNotFoundError(StorageError, FileNotFoundError):
+    """The key holds no object (or file)."""
+
+    def __init__(self, key: str, where: str = "") -> None:
+        super().__init__(f"{where or key}: no such key")
+        self.key = key
+
+
+class StoragePermissionError(StorageError, PermissionError):
+    """The storage refused access (credentials, bucket policy, file permissions)."""
+
+
+class StorageUnavailableError(StorageError):
+    """The storage could not be reached or kept failing after retries; trying later may help."""
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What is stored at a key: its size and, when recorded, the SHA-256 of its content."""
+
+    size: int
+    sha256: str | None
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """Keyed blob storage; every write is atomic and every key is checked first."""
+
+    def exists(self, key: str) -> bool:
+        """Whether an object is stored at ``key``."""
+        ...
+
+    def download(self, key: str, dest: Path, progress: Progress | None = None) -> Path:
+        """Copy ``key`` to ``dest`` atomically and return ``dest``.
+
+        Raises :class:`StorageKeyNotFoundError` when nothing is stored at ``key``.
+        """
+        ...
+
+    def upload(self, src: Path, key: str, progress: Progress | None = None) -> None:
+        """Store the file ``src`` at ``key``; the object appears only once complete."""
+        ...
+
+    def read_bytes(self, key: str) -> bytes:
+        """The content stored at ``key``."""
+        ...
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """Store ``data`` at ``key`` atomically."""
+        ...
+
+    def list(self, prefix: str = "") -> list[str]:
+        """Sorted keys starting with ``prefix`` (plain string prefix, as S3 does)."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; removing a missing key is not an error."""
+        ...
+
+    def fingerprint(self, key: str) -> Fingerprint | None:
+        """Size and recorded SHA-256 of ``key``, or None when nothing is stored there."""
+        ...
+
+    def is_current(self, key: str, src: Path) -> bool:
+        """Whether ``key`` already holds exactly the content of the local file ``src``."""
+        ...
+
+    def describe(self, key: str = "") -> str:
+        """A location for messages: the storage root, or where ``key`` lives."""
+        ...
+
+
+# --- keys -------------------------------------------------------------------------------------
+
+
+def check_key(key: str, *, prefix: bool = False) -> str:
+    """Return ``key`` unchanged if it is a safe relative POSIX key, else raise StorageError.
+
+    With ``prefix=True`` the empty string and a trailing ``/`` are allowed (for listing).
+    """
+    if not isinstance(key, str):
+        raise StorageError(f"storage key must be a string, got {type(key).__name__}")
+    if not key:
+        if prefix:
+            return key
+        raise StorageError("storage key is empty")
+    problem = _key_problem(key, prefix=prefix)
+    if problem:
+        raise StorageError(f"invalid storage key {key!r}: {problem}")
+    return key
+
+
+def _key_problem(key: str, *, prefix: bool) -> str | None:
+    if _CONTROL.search(key):
+        return "contains a control character"
+    if "\\" in key:
+        return "contains a backslash"
+    if key.startswith("/"):
+        return "must be relative (starts with '/')"
+    if len(key.encode("utf-8")) > _MAX_KEY_BYTES:
+        return f"longer than {_MAX_KEY_BYTES} bytes"
+    parts = key.split("/")
+    if prefix and key.endswith("/"):
+        parts = parts[:-1]
+    for part in parts:
+        if part in ("", ".", ".."):
+            return f"has an empty, '.' or '..' path segment ({part!r})"
+        if part.startswith(_TEMP_MARKER):
+            return f"segment {part!r} uses the reserved temp-file marker"
+    return None
+
+
+# --- hashing ----------------------------------------------------------------------------------
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's content, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(_COPY_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _matches(found: Fingerprint | None, src: Path) -> bool:
+    """Whether ``found`` describes the same content as ``src`` (unknown digests never match)."""
+    if found is None or found.sha256 is None:
+        return False
+    if found.size != src.stat().st_size:
+        return False
+    return found.sha256 == file_sha256(src)
+
+
+def _source_file(src: Path) -> Path:
+    if not src.is_file():
+        raise StorageError(f"{src}: upload source is not a file")
+    return src
+
+
+# --- local folder -----------------------------------------------------------------------------
+
+
+class LocalStorage:
+    """Keys are files under ``root``; writes go to a temp file beside the target first.
+
+    Temp files carry a reserved marker in their name, are never listed, and a key may not
+    use the marker, so an interrupted write never shows up as an object.
+    """
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root).expanduser().resolve()
+
+    def __repr__(self) -> str:
+        return f"LocalStorage({str(self.root)!r})"
+
+    def describe(self, key: str = "") -> str:
+        """The root folder, or the path of ``key`` inside it."""
+        return str(self._path(key)) if key else str(self.root)
+
+    def exists(self, key: str) -> bool:
+        """Whether a file is stored at ``key``."""
+        return self._path(key).is_file()
+
+    def download(self, key: str, dest: Path, progress: Progress | None = None) -> Path:
+        """Copy ``key`` to ``dest`` atomically and return ``dest``."""
+        path = self._existing(key)
+        with self._errors(key), path.open("rb") as fh:
+            _write_atomic(Path(dest), fh, progress)
+        logger.debug("copied %s to %s", path, dest)
+        return Path(dest)
+
+    def upload(self, src: Path, key: str, progress: Progress | None = None) -> None:
+        """Copy ``src`` to ``key`` atomically (temp file in the target folder, then rename)."""
+        target = self._path(key)
+        source = _source_file(Path(src))
+        with self._errors(key), source.open("rb") as fh:
+            _write_atomic(target, fh, progress)
+        logger.debug("stored %s at %s", source, target)
+
+    def read_bytes(self, key: str) -> bytes:
+        """The content of ``key``."""
+        path = self._existing(key)
+        with self._errors(key):
+            return path.read_bytes()
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """Store ``data`` at ``key`` atomically."""
+        target = self._path(key)
+        with self._errors(key):
+            _write_atomic_bytes(target, data)
+
+    def list(self, prefix: str = "") -> list[str]:
+        """Sorted keys of the files whose key starts with ``prefix``."""
+        check_key(prefix, prefix=True)
+        folder = prefix.rpartition("/")[0]
+        start = self._path(folder) if folder else self.root
+        if not start.is_dir():
+            return []
+        keys: list[str] = []
+        with self._errors(prefix):
+            for dirpath, dirnames, filenames in os.walk(start):
+                dirnames[:] = [d for d in dirnames if not d.startswith(_TEMP_MARKER)]
+                base = Path(dirpath).relative_to(self.root).as_posix()
+                for name in filenames:
+                    key = name if base == "." else f"{base}/{name}"
+                    if key.startswith(prefix) and not name.startswith(_TEMP_MARKER):
+                        keys.append(key)
+        return sorted(keys)
+
+    def delete(self, key: str) -> None:
+        """Remove the file at ``key`` if there is one."""
+        path = self._path(key)
+        with self._errors(key):
+            path.unlink(missing_ok=True)
+
+    def fingerprint(self, key: str) -> Fingerprint | None:
+        """Size and SHA-256 of the file at ``key`` (hashed now), or None when absent."""
+        path = self._path(key)
+        if not path.is_file():
+            return None
+        with self._errors(key):
+            return Fingerprint(size=path.stat().st_size, sha256=file_sha256(path))
+
+    def is_current(self, key: str, src: Path) -> bool:
+        """Whether ``key`` holds exactly the content of ``src`` (sizes first, then SHA-256)."""
+        path = self._path(key)
+        source = _source_file(Path(src))
+        if not path.is_file() or path.stat().st_size != source.stat().st_size:
+            return False
+        return _matches(self.fingerprint(key), source)
+
+    def _path(self, key: str) -> Path:
+        check_key(key)
+        path = self.root.joinpath(*key.split("/"))
+        if not path.resolve().is_relative_to(self.root):
+            raise StorageError(f"invalid storage key {key!r}: resolves outside {self.root}")
+        return path
+
+    def _existing(self, key: str) -> Path:
+        path = self._path(key)
+        if not path.is_file():
+            raise StorageKeyNotFoundError(key, str(path))
+        return path
+
+    @contextmanager
+    def _errors(self, key: str) -> Iterator[None]:
+        """Turn OS errors into storage errors that name the key's path."""
+        try:
+            yield
+        except StorageError:
+            raise
+        except FileNotFoundError as exc:
+            raise StorageKeyNotFoundError(key, str(self.root / key)) from exc
+        except PermissionError as exc:
+            raise StoragePermissionError(f"{self.root / key}: permission denied") from exc
+        except OSError as exc:
+            raise StorageError(f"{self.root / key}: {exc.strerror or exc}") from exc
+
+
+@contextmanager
+def _temp_beside(target: Path) -> Iterator[Path]:
+    """A temp path in ``target``'s folder, moved onto ``target`` only if the block succeeds."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f"{_TEMP_MARKER}{target.name}.")
+    os.close(fd)
+    temp = Path(name)
+    try:
+        yield temp
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def _write_atomic(target: Path, source: IO[bytes], progress: Progress | None) -> None:
+    with _temp_beside(target) as temp, temp.open("wb") as fh:
+        for chunk in iter(lambda: source.read(_COPY_CHUNK), b""):
+            fh.write(chunk)
+            if progress is not None:
+                progress(len(chunk))
+        _sync(fh)
+
+
+def _write_atomic_bytes(target: Path, data: bytes) -> None:
+    with _temp_beside(target) as temp, temp.open("wb") as fh:
+        fh.write(data)
+        _sync(fh)
+
+
+def _sync(fh: IO[bytes]) -> None:
+    """Flush ``fh`` to disk so the rename never publishes a file with missing content."""
+    fh.flush()
+    os.fsync(fh.fileno())
+
+
+# --- S3 ---------------------------------------------------------------------------------------
+
+
+class S3Storage:
+    """Keys are objects under ``prefix`` in ``bucket``.
+
+    Parameters
+    ----------
+    bucket
+        Bucket name.
+    prefix
+        Key prefix inside the bucket (a folder; a trailing ``/`` is added).
+    endpoint_url
+        S3 endpoint (e.g. a local S3 server). When None, boto3 reads ``AWS_ENDPOINT_URL_S3``
+        / ``AWS_ENDPOINT_URL`` from the environment, else uses AWS.
+    client
+        An S3 client to use as is (``endpoint_url`` and ``max_attempts`` are then unused).
+    max_attempts
+        Total attempts per request under botocore's ``standard`` retry mode.
+    multipart_threshold, multipart_chunksize
+        Files at least ``multipart_threshold`` bytes go up as multipart uploads in parts of
+        ``multipart_chunksize`` bytes (S3's minimum part size is 5 MiB).
+    max_concurrency
+        Parallel part transfers per upload or download.
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        endpoint_url: str | None = None,
+        client: Any = None,
+        *,
+        max_attempts: int = 8,
+        multipart_threshold: int = 16 * MiB,
+        multipart_chunksize: int = 16 * MiB,
+        max_concurrency: int = 4,
+    ) -> None:
+        if not _BUCKET_NAME.match(bucket):
+            raise StorageError(f"invalid S3 bucket name {bucket!r}")
+        prefix = prefix.strip("/")
+        if prefix:
+            check_key(prefix)
+        self.bucket = bucket
+        self.prefix = f"{prefix}/" if prefix else ""
+        self.client = client if client is not None else _s3_client(endpoint_url, max_attempts)
+        self._transfer = _transfer_config(multipart_threshold, multipart_chunksize, max_concurrency)
+
+    def __repr__(self) -> str:
+        return f"S3Storage({self.describe()!r})"
+
+    def describe(self, key: str = "") -> str:
+        """``s3://bucket/prefix/`` or the URL of ``key``."""
+        return self._url(check_key(key) if key else "")
+
+    def exists(self, key: str) -> bool:
+        """Whether an object is stored at ``key`` (a ``HeadObject`` request)."""
+        return self._head(key) is not None
+
+    def download(self, key: str, dest: Path, progress: Progress | None = None) -> Path:
+        """Fetch ``key`` with boto3's managed transfer into a temp file, then rename."""
+        full = self._key(key)
+        target = Path(dest)
+        with self._errors(key), _temp_beside(target) as temp:
+            self.client.download_file(
+                self.bucket, full, str(temp), Callback=progress, Config=self._transfer
+            )
+        logger.debug("downloaded %s to %s", self.describe(key), target)
+        return target
+
+    def upload(self, src: Path, key: str, progress: Progress | None = None) -> None:
+        """Upload ``src`` with boto3's managed transfer (multipart above the threshold).
+
+        The object, with the content's SHA-256 in its metadata, appears only when the
+        transfer completes; a failed multipart upload is aborted.
+        """
+        full = self._key(key)
+        source = _source_file(Path(src))
+        metadata = {SHA256_METADATA: file_sha256(source)}
+        with self._errors(key):
+            self.client.upload_file(
+                str(source),
+                self.bucket,
+                full,
+                ExtraArgs={"Metadata": metadata},
+                Callback=progress,
+                Config=self._transfer,
+            )
+        logger.debug("uploaded %s to %s", source, self.describe(key))
+
+    def read_bytes(self, key: str) -> bytes:
+        """The content of ``key`` (one ``GetObject``)."""
+        full = self._key(key)
+        with self._errors(key):
+            response = self.client.get_object(Bucket=self.bucket, Key=full)
+            body = response["Body"]
+            try:
+                data: bytes = body.read()
+            finally:
+                body.close()
+            return data
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """Store ``data`` at ``key`` (one ``PutObject``, atomic on S3)."""
+        full = self._key(key)
+        metadata = {SHA256_METADATA: hashlib.sha256(data).hexdigest()}
+        with self._errors(key):
+            self.client.put_object(Bucket=self.bucket, Key=full, Body=data, Metadata=metadata)
+
+    def list(self, prefix: str = "") -> list[str]:
+        """Sorted keys under ``prefix`` (paginated ``ListObjectsV2``)."""
+        check_key(prefix, prefix=True)
+        paginator = self.client.get_paginator("list_objects_v2")
+        keys: list[str] = []
+        with self._errors(prefix):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+                keys.extend(item["Key"][len(self.prefix) :] for item in page.get("Contents", ()))
+        return sorted(keys)
+
+    def delete(self, key: str) -> None:
+        """Remove ``key`` (S3 treats a missing key as deleted)."""
+        full = self._key(key)
+        with self._errors(key):
+            self.client.delete_object(Bucket=self.bucket, Key=full)
+
+    def fingerprint(self, key: str) -> Fingerprint | None:
+        """Size and the SHA-256 recorded at upload (None if another tool wrote the object)."""
+        head = self._head(key)
+        if head is None:
+            return None
+        sha = head.get("Metadata", {}).get(SHA256_METADATA)
+        return Fingerprint(size=int(head["ContentLength"]), sha256=sha)
+
+    def is_current(self, key: str, src: Path) -> bool:
+        """Whether ``key`` holds the content of ``src`` according to its recorded SHA-256."""
+        return _matches(self.fingerprint(key), _source_file(Path(src)))
+
+    def _key(self, key: str) -> str:
+        return self.prefix + check_key(key)
+
+    def _url(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self.prefix}{key}"
+
+    def _head(self, key: str) -> dict[str, Any] | None:
+        full = self._key(key)
+        try:
+            with self._errors(key):
+                head: dict[str, Any] = self.client.head_object(Bucket=self.bucket, Key=full)
+                return head
+        except StorageKeyNotFoundError:
+            return None
+
+    @contextmanager
+    def _errors(self, key: str) -> Iterator[None]:
+        """Turn botocore and transfer errors into storage errors that name the object."""
+        import boto3.exceptions  # type: ignore[import-untyped]
+        import botocore.exceptions  # type: ignore[import-untyped]
+
+        try:
+            yield
+        except StorageError:
+            raise
+        except botocore.exceptions.ClientError as exc:
+            _raise_client_error(exc, key, self._url(key), self.bucket)
+        except boto3.exceptions.S3UploadFailedError as exc:
+            # boto3 wraps the ClientError without ``from``; the cause is the context.
+            cause = exc.__context__
+            if isinstance(cause, botocore.exceptions.ClientError):
+                _raise_client_error(cause, key, self._url(key), self.bucket)
+            raise StorageError(f"{self._url(key)}: {exc}") from exc
+        except (botocore.exceptions.BotoCoreError, ConnectionError) as exc:
+            raise StorageUnavailableError(f"{self._url(key)}: {exc}") from exc
+
+
+def _raise_client_error(exc: Any, key: str, where: str, bucket: str) -> NoReturn:
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", ""))
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    if code in _NOT_FOUND_CODES:
+        raise StorageKeyNotFoundError(key, where) from exc
+    if code == "NoSuchBucket":
+        raise StorageError(f"{where}: bucket {bucket!r} does not exist") from exc
+    if code in _DENIED_CODES or status == 403:
+        raise StoragePermissionError(
+            f"{where}: access denied ({code}); check the credentials and the bucket policy"
+        ) from exc
+    if status >= 500 or code in {"SlowDown", "Throttling", "RequestTimeout"}:
+        raise StorageUnavailableError(f"{where}: {code} after retries") from exc
+    raise StorageError(f"{where}: {code or status}: {error.get('Message', exc)}") from exc
+
+
+def _s3_client(endpoint_url: str | None, max_attempts: int) -> Any:
+    try:
+        import boto3
+        from botocore.config import Config  # type: ignore[import-untyped]
+    except ImportError as exc:
+        raise StorageError("S3 storage needs boto3: pip install 'klippers[aws]'") from exc
+    config = Config(retries={"total_max_attempts": max_attempts, "mode": "standard"})
+    return boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)
+
+
+def _transfer_config(threshold: int, chunksize: int, concurrency: int) -> Any:
+    from boto3.s3.transfer import TransferConfig  # type: ignore[import-untyped]
+
+    if chunksize < 5 * MiB:
+        raise StorageError(f"multipart chunk size {chunksize} is below S3's 5 MiB minimum")
+    return TransferConfig(
+        multipart_threshold=threshold,
+        multipart_chunksize=chunksize,
+        max_concurrency=concurrency,
+    )
+
+
+# --- opening ----------------------------------------------------------------------------------
+
+
+def open_storage(location: str | Path | None, environ: Mapping[str, str] | None = None) -> Storage:
+    """Open the storage named by ``location``.
+
+    ``s3://bucket[/prefix]`` opens S3, ``file:///path`` or a plain path opens a local folder,
+    and None opens the S3 bucket named by ``VIDEO_WAREHOUSE_S3_BUCKET_NAME`` in ``environ``
+    (default :data:`os.environ`).
+
+    Examples
+    --------
+    >>> open_storage("s3://warehouse/test-run").describe()  # doctest: +SKIP
+    's3://warehouse/test-run/'
+    """
+    if location is None:
+        env = os.environ if environ is None else environ
+        bucket = env.get(BUCKET_ENV, "").strip()
+        if not bucket:
+            raise StorageError(
+                f"no storage location given and {BUCKET_ENV} is not set "
+                "(set it to a bucket name, or pass an s3:// URL or a folder)"
+            )
+        return S3Storage(bucket)
+    if isinstance(location, Path):
+        return LocalStorage(location)
+    if not location.strip():
+        raise StorageError("storage location is empty")
+    parts = urlsplit(location)
+    if parts.scheme == "s3":
+        if parts.query or parts.fragment:
+            raise StorageError(f"{location}: an s3:// URL takes no query or fragment")
+        return S3Storage(parts.netloc, unquote(parts.path))
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise StorageError(f"{location}: file:// URLs must name a local path")
+        return LocalStorage(Path(unquote(parts.path)))
+    if "://" in location:
+        raise StorageError(f"{location}: unsupported storage URL (use s3://, file:// or a path)")
+    return LocalStorage(Path(location))
