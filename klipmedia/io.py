@@ -24,6 +24,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
     os.close(fd)
     temp = Path(name)
+    temp.chmod(0o644)  # mkstemp makes 0600; outputs are ordinary readable files
     try:
         yield temp
         os.replace(temp, target)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 
 Panels = list[tuple[int, Planes]]
 """Pictures to paste into the output frame, each with its top row."""
+
+Progress = Callable[[int, int], None]
+"""Called after each encoded frame with (frames done, frames in all)."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ def render_short(
     crop_path: CropPath | None = None,
     style: CaptionStyle | None = None,
     encode: EncodeSettings | None = None,
+    progress: Progress | None = None,
 ) -> RenderResult:
     """Render ``segment`` as a 1080x1920 short with burned-in captions.
 
@@ -68,6 +72,7 @@ def render_short(
     layout : a :class:`Layout` or one of "stacked", "full", "blurred".
     crop_path : where the crop window is centred over time (default: centre).
     style : caption look; encode : x264/AAC settings.
+    progress : called with (frames done, frames in all) as rendering goes.
 
     Examples
     --------
@@ -102,6 +107,8 @@ def render_short(
             _draw_caption(timeline, planes, frame_time(index, fps))
             writer.write_video(frame, index)
             writer.write_audio(audio, frame_time(index + 1, fps))
+            if progress is not None:
+                progress(index + 1, count)
         writer.write_audio(audio, float("inf"))
     return RenderResult(Path(output), count, fps, layout.width, layout.height)
 

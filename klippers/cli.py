@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -20,17 +21,26 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _friendly_errors(func: F) -> F:
-    """Turn the libraries' typed errors into a readable message and a non-zero exit."""
+    """Turn the libraries' typed errors into a readable message and a non-zero exit.
+
+    Bad input exits 2, a failure worth retrying 75, anything else expected 1; an
+    unexpected error keeps its traceback.
+    """
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from klipmedia.errors import KlipmediaError
+        from klippers.jobs import exit_code
+        from klippers.storage import StorageError
+        from klippers.transcribe import TranscriptionError
 
         try:
             return func(*args, **kwargs)
-        except (KlipmediaError, ValueError, FileNotFoundError) as exc:
+        except click.ClickException:
+            raise
+        except (KlipmediaError, ValueError, OSError, StorageError, TranscriptionError) as exc:
             click.secho(f"error: {exc}", fg="red", err=True)
-            sys.exit(EXIT_BAD_INPUT)
+            sys.exit(exit_code(exc))
 
     return wrapper  # type: ignore[return-value]
 
@@ -255,6 +265,131 @@ def highlights(
     console.print(table)
     if result.message:
         console.print(f"[yellow]{result.message}[/yellow]")
+
+
+class _RichEvents:
+    """Progress bars for ``klip run``: one for the stages, one per short."""
+
+    def __init__(self, progress: Any) -> None:
+        self.progress = progress
+        self.stage_task = progress.add_task("starting", total=None)
+        self.shorts: dict[int, Any] = {}
+
+    def stage(self, name: str) -> None:
+        self.progress.update(self.stage_task, description=f"[bold]{name}")
+
+    def shorts_planned(self, count: int) -> None:
+        for n in range(1, count + 1):
+            self.shorts[n] = self.progress.add_task(f"short {n}", total=None)
+
+    def short_progress(self, segment: int, done: int, total: int) -> None:
+        self.progress.update(self.shorts[segment], completed=done, total=total)
+
+    def short_finished(self, segment: int, reused: bool) -> None:
+        label = f"short {segment} (already done)" if reused else f"short {segment}"
+        self.progress.update(self.shorts[segment], description=label, completed=1, total=1)
+
+    def short_retrying(self, segment: int, error: str, delay: float) -> None:
+        self.progress.console.print(
+            f"[yellow]short {segment} failed ({error}); retrying in {delay:.0f} s"
+        )
+
+
+@cli.command()
+@click.argument("video", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--shorts", type=click.IntRange(0, 50), help="How many shorts (0: choose).")
+@click.option("--duration", type=click.FloatRange(5, 180), help="Target length of a short (s).")
+@click.option(
+    "--background",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Background video under the speaker (looped, muted).",
+)
+@click.option("--layout", type=click.Choice(["stacked", "full", "blurred"]))
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("klippers-output"),
+    show_default=True,
+    help="Local warehouse folder (same layout as the S3 bucket).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=os.cpu_count() or 1,
+    show_default=True,
+    help="Shorts rendered in parallel.",
+)
+@click.option("--user", default="local", show_default=True, help="Warehouse user id.")
+@click.option("--video-id", help="Warehouse video id (default: from the file name).")
+@click.option(
+    "--model",
+    envvar="KLIPPERS_ASR_MODEL",
+    show_envvar=True,
+    help="Speech model name or local path.",
+)
+@_friendly_errors
+def run(
+    video: Path,
+    shorts: int | None,
+    duration: float | None,
+    background: Path | None,
+    layout: str | None,
+    out: Path,
+    workers: int,
+    user: str,
+    video_id: str | None,
+    model: str | None,
+) -> None:
+    """Turn VIDEO into vertical shorts on this machine (re-running resumes)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
+    from klippers.local import RunOptions, run_local
+
+    options = RunOptions(
+        shorts=shorts,
+        duration=duration,
+        background=background,
+        layout=layout,
+        workers=workers,
+        user=user,
+        video_id=video_id,
+        asr_model=model,
+    )
+    console = Console(stderr=True)
+    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        result = run_local(video, out, options, _RichEvents(progress))
+    _print_shorts(result)
+    if result.failed:
+        for n, error in sorted(result.failed.items()):
+            click.secho(f"short {n} failed: {error}", fg="red", err=True)
+        sys.exit(EXIT_FAILURE)
+
+
+def _print_shorts(result: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from klippers.contract import short_video_name
+
+    table = Table(title=f"{len(result.manifest['segments'])} shorts")
+    for column in ("rank", "score", "title", "duration", "path"):
+        table.add_column(column)
+    for entry in result.manifest["segments"]:
+        path = result.folder / "videos-cropped-stacked" / short_video_name(entry["index"])
+        table.add_row(
+            str(entry["index"]),
+            f"{entry['score']:.0f}",
+            entry["title"],
+            f"{entry['duration']:.0f} s",
+            str(path),
+        )
+    console = Console()
+    console.print(table)
+    if result.manifest.get("message"):
+        console.print(f"[yellow]{result.manifest['message']}")
+    console.print(f"gallery: {result.gallery}")
 
 
 cli.add_command(cloud)

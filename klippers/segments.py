@@ -81,13 +81,20 @@ def write_segments(
 
 
 def write_manifest(
-    path: str | Path, entries: Sequence[dict[str, Any]], message: str | None = None
+    path: str | Path,
+    entries: Sequence[dict[str, Any]],
+    message: str | None = None,
+    **extra: Any,
 ) -> Path:
-    """Write ``important_segments_videos.json`` atomically (the parent's last write)."""
+    """Write ``important_segments_videos.json`` atomically (the parent's last write).
+
+    ``extra`` fields (e.g. what the segments were made from) are stored beside them.
+    """
     document = {
         "version": MANIFEST_VERSION,
         "segment_count": len(entries),
         "message": message,
+        **extra,
         "segments": list(entries),
     }
     return write_atomic(path, json.dumps(document, ensure_ascii=False, indent=1) + "\n")

@@ -18,11 +18,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from klippers.contract import ORIGINAL_SRT, ORIGINAL_TXT, ORIGINAL_WORDS
 from klippers.transcript import Sentence, Transcript, Word
 
-SRT_NAME = "original.srt"
-TEXT_NAME = "original.txt"
-WORDS_NAME = "original.words.json"
+SRT_NAME = ORIGINAL_SRT
+TEXT_NAME = ORIGINAL_TXT
+WORDS_NAME = ORIGINAL_WORDS
 
 
 @dataclass(frozen=True)

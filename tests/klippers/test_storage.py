@@ -32,11 +32,10 @@ from klippers.storage import (
     StorageUnavailableError,
     open_storage,
 )
+from tests.conftest import REGION
 
 boto3 = pytest.importorskip("boto3")
-moto_server = pytest.importorskip("moto.server")
 
-REGION = "us-east-1"
 PART = 5 * MiB
 KEY = "klippers_warehouse/alice/talk-1/original.mp4"
 _bucket_numbers = itertools.count()
@@ -44,16 +43,6 @@ _bucket_numbers = itertools.count()
 
 class Interrupted(Exception):
     """Raised from a progress callback to cut a transfer short."""
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """A real S3 HTTP endpoint on loopback (moto's threaded server, any free port)."""
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 CUT_AFTER = 128 * 1024
@@ -102,20 +91,6 @@ def cutting_endpoint(s3_endpoint: str) -> Iterator[str]:
     listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
     listener.close()
     thread.join(timeout=5)
-
-
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Fake credentials and no AWS config files: nothing here can reach real AWS."""
-    for name in list(os.environ):
-        if name.startswith("AWS_") and name != "AWS_CA_BUNDLE":
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.delenv(BUCKET_ENV, raising=False)
 
 
 @pytest.fixture

@@ -1,0 +1,132 @@
+"""What the parent and child jobs share: settings from the environment, logging, exit codes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from klipmedia.errors import KlipmediaError
+from klippers.contract import ENV_LOG_FORMAT, ContractError, VideoRef
+from klippers.highlights import HighlightsError
+from klippers.storage import (
+    Storage,
+    StorageKeyNotFoundError,
+    StorageUnavailableError,
+    open_storage,
+)
+from klippers.transcribe import AudioInputError, AudioNotFoundError, UnknownBackendError
+from klippers.transcript import TranscriptError
+
+log = logging.getLogger(__name__)
+
+ENV_WAREHOUSE = "KLIPPERS_WAREHOUSE"
+ENV_WORKDIR = "KLIPPERS_WORKDIR"
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_BAD_INPUT = 2
+EXIT_TRANSIENT = 75  # EX_TEMPFAIL: trying again later may succeed
+
+BAD_INPUT_ERRORS: tuple[type[BaseException], ...] = (
+    ContractError,
+    KlipmediaError,
+    AudioInputError,
+    AudioNotFoundError,
+    UnknownBackendError,
+    StorageKeyNotFoundError,
+    HighlightsError,
+    TranscriptError,
+)
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (StorageUnavailableError, ConnectionError)
+
+
+class JobInputError(ValueError):
+    """The job's inputs are missing or inconsistent (no retry can help)."""
+
+
+def exit_code(error: BaseException) -> int:
+    """The exit code for a job that failed with ``error``."""
+    if isinstance(error, (JobInputError, *BAD_INPUT_ERRORS)):
+        return EXIT_BAD_INPUT
+    if isinstance(error, TRANSIENT_ERRORS):
+        return EXIT_TRANSIENT
+    return EXIT_FAILURE
+
+
+@dataclass(frozen=True)
+class JobEnvironment:
+    """Where a job runs: which video, which warehouse, which scratch folder."""
+
+    ref: VideoRef
+    warehouse: str | None
+    workdir: Path | None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> JobEnvironment:
+        """Read ``USER_ID``/``VIDEO_ID``, ``KLIPPERS_WAREHOUSE`` (a folder or ``s3://`` URL;
+        default: the bucket in ``VIDEO_WAREHOUSE_S3_BUCKET_NAME``) and ``KLIPPERS_WORKDIR``."""
+        workdir = env.get(ENV_WORKDIR)
+        return cls(
+            VideoRef.from_env(env), env.get(ENV_WAREHOUSE), Path(workdir) if workdir else None
+        )
+
+    def storage(self) -> Storage:
+        """Open the warehouse."""
+        return open_storage(self.warehouse, environ=os.environ)
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object per line, for CloudWatch."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            doc["error"] = self.formatException(record.exc_info)
+        return json.dumps(doc, ensure_ascii=False)
+
+
+def configure_logging(env: Mapping[str, str], verbose: bool = False) -> None:
+    """Readable lines locally; JSON lines when ``KLIPPERS_LOG_FORMAT=json`` (the cloud)."""
+    handler = logging.StreamHandler(sys.stderr)
+    if env.get(ENV_LOG_FORMAT, "").lower() == "json":
+        handler.setFormatter(JsonLines())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def scratch(workdir: Path | None) -> tempfile.TemporaryDirectory[str]:
+    """A scratch folder for one job run, removed afterwards."""
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+    return tempfile.TemporaryDirectory(prefix="klippers-", dir=workdir)
+
+
+def run_main(name: str, job: Callable[[Mapping[str, str]], object]) -> int:
+    """Run ``job`` with the process environment; turn failures into an exit code and a log line."""
+    env = dict(os.environ)
+    configure_logging(env)
+    try:
+        job(env)
+    except Exception as error:
+        code = exit_code(error)
+        kind = {EXIT_BAD_INPUT: "bad input", EXIT_TRANSIENT: "transient failure"}.get(
+            code, "failed"
+        )
+        log.error("%s %s: %s", name, kind, error, exc_info=code == EXIT_FAILURE)
+        return code
+    return EXIT_OK
