@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 
 import nox
 
-nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.sessions = ["tests", "lint", "typecheck", "wheel"]
 nox.options.reuse_existing_virtualenvs = True
 
 PYTHON = "3.11"
@@ -97,3 +98,55 @@ def bench(session: nox.Session) -> None:
         "python", "benchmarks/bench_render.py", "bench-results/render.json", *session.posargs
     )
     session.run("python", "benchmarks/bench_reframe.py", "bench-results/reframe.json")
+
+
+INFRA_DIR = "infra"
+_AWS_IDENTITY = (
+    "import sys\n"
+    "import boto3, botocore.exceptions\n"
+    "try:\n"
+    "    who = boto3.client('sts').get_caller_identity()\n"
+    "except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:\n"
+    "    sys.exit(f'no usable AWS credentials ({exc}): run aws configure or aws sso login, '\n"
+    "             'or set AWS_PROFILE / AWS_ACCESS_KEY_ID')\n"
+    "print(f\"AWS account {who['Account']} as {who['Arn']}\")\n"
+)
+
+
+def _pulumi(session: nox.Session, *args: str) -> None:
+    """Run ``pulumi ARGS`` in infra/ once the CLI, its login and AWS credentials are there."""
+    pulumi = shutil.which("pulumi")
+    if pulumi is None:
+        session.error(
+            "the pulumi CLI is not installed (PyPI's `pulumi` is only the SDK): "
+            "see https://www.pulumi.com/docs/iac/download-install/"
+        )
+    login = subprocess.run([pulumi, "whoami"], capture_output=True, text=True, check=False)
+    if login.returncode != 0:
+        session.error(
+            "pulumi is not logged in to a state backend: run `pulumi login` "
+            "(or `pulumi login --local`)"
+        )
+    _install_project(session, "aws,infra")
+    session.run("python", "-c", _AWS_IDENTITY, silent=False)
+    python = os.path.join(session.bin, "python")
+    session.chdir(INFRA_DIR)
+    session.run("pulumi", *args, *session.posargs, external=True, env={"PULUMI_PYTHON_CMD": python})
+
+
+@nox.session(python=PYTHON, default=False)
+def preview(session: nox.Session) -> None:
+    """Show what `pulumi up` would change (pulumi options after --, e.g. --stack dev)."""
+    _pulumi(session, "preview", "--diff")
+
+
+@nox.session(python=PYTHON, default=False)
+def deploy(session: nox.Session) -> None:
+    """Create or update the stack (pulumi up; add -- --yes to skip the prompt)."""
+    _pulumi(session, "up")
+
+
+@nox.session(python=PYTHON, default=False)
+def destroy(session: nox.Session) -> None:
+    """Delete every resource of the stack (pulumi destroy; it asks first)."""
+    _pulumi(session, "destroy")

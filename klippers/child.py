@@ -16,14 +16,12 @@ from typing import Any
 
 import klipmedia
 from klipmedia.captions import Captions
-from klippers.contract import ENV_SEGMENT, ShortsConfig, VideoRef, parse_segment
+from klippers.contract import ENV_SEGMENT, REFRAMES, ShortsConfig, VideoRef, parse_segment
 from klippers.jobs import JobEnvironment, JobInputError, run_main, scratch
 from klippers.parent import read_config, read_manifest
 from klippers.storage import Storage, StorageKeyNotFoundError
 
 log = logging.getLogger(__name__)
-
-REFRAME_MODES = ("face", "center")
 
 
 @dataclass(frozen=True)
@@ -84,7 +82,7 @@ def _manifest_entry(storage: Storage, ref: VideoRef, segment: int) -> dict[str, 
         )
     for entry in manifest["segments"]:
         if entry["index"] == segment:
-            if entry.get("reframe", "face") not in REFRAME_MODES:
+            if entry.get("reframe", "face") not in REFRAMES:
                 raise JobInputError(f"segment {segment}: unknown reframe {entry['reframe']!r}")
             return dict(entry)
     raise JobInputError(

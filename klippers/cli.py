@@ -306,6 +306,11 @@ class _RichEvents:
 )
 @click.option("--layout", type=click.Choice(["stacked", "full", "blurred"]))
 @click.option(
+    "--reframe",
+    type=click.Choice(["face", "center"]),
+    help="Follow the speaker's face (default) or keep the crop centred.",
+)
+@click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("klippers-output"),
@@ -334,6 +339,7 @@ def run(
     duration: float | None,
     background: Path | None,
     layout: str | None,
+    reframe: str | None,
     out: Path,
     workers: int,
     user: str,
@@ -351,6 +357,7 @@ def run(
         duration=duration,
         background=background,
         layout=layout,
+        reframe=reframe,
         workers=workers,
         user=user,
         video_id=video_id,

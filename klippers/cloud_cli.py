@@ -1,8 +1,72 @@
-"""``klip cloud``: the same jobs on AWS Step Functions + ECS Fargate."""
+"""``klip cloud``: the same jobs on AWS Step Functions + ECS Fargate.
+
+Thin click commands over :mod:`klippers.cloud`: bad input exits with 2, any other
+failure with 1, each with a one-line message.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
 import click
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILURE = 1
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _cloud_errors(func: F) -> F:
+    """Turn typed errors into ``error: ...`` on stderr and exit 2 (bad input) or 1."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from klipmedia.errors import KlipmediaError
+        from klippers.cloud import CloudError, CloudInputError
+        from klippers.contract import ContractError
+        from klippers.storage import StorageError
+
+        try:
+            return func(*args, **kwargs)
+        except (CloudInputError, ContractError, KlipmediaError) as exc:
+            click.secho(f"error: {exc}", fg="red", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        except (CloudError, StorageError) as exc:
+            click.secho(f"error: {exc}", fg="red", err=True)
+            sys.exit(EXIT_FAILURE)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _region(func: F) -> F:
+    return click.option("--region", help="AWS region (default: the AWS profile's / AWS_REGION).")(
+        func
+    )
+
+
+def _machine_arn(func: F) -> F:
+    return click.option(
+        "--state-machine-arn",
+        help="State machine ARN (stack output stateMachineArn; env KLIPPERS_STATE_MACHINE_ARN). "
+        "Default: find klippers-video-processing by name.",
+    )(func)
+
+
+def _video_options(func: F) -> F:
+    func = click.option("--video", help="Video ID (default: env VIDEO_ID).")(func)
+    return click.option("--user", help="User ID (default: env USER_ID).")(func)
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
 
 
 @click.group()
@@ -16,3 +80,345 @@ def definition() -> None:
     from klippers.statemachine import definition_json
 
     click.echo(definition_json(), nl=False)
+
+
+@cloud.command()
+@click.argument("video_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--user", required=True, help="User ID (folder in the warehouse).")
+@click.option("--video", help="Video ID (default: a slug of the file name).")
+@click.option(
+    "--shorts",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="Shorts to make (0: let the parent choose).",
+)
+@click.option(
+    "--duration",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Target length of each short, seconds.",
+)
+@click.option("--bucket", help="Warehouse bucket (default: env VIDEO_WAREHOUSE_S3_BUCKET_NAME).")
+@_region
+@_cloud_errors
+def upload(
+    video_file: Path,
+    user: str,
+    video: str | None,
+    shorts: int,
+    duration: float,
+    bucket: str | None,
+    region: str | None,
+) -> None:
+    """Upload VIDEO_FILE with its shorts_config.json and a thumbnail."""
+    from klippers import cloud as logic
+
+    ref = logic.video_ref(user, video or logic.slug(video_file.name), {})
+    storage = logic.Clients.connect(region).warehouse(logic.bucket_name(bucket, os.environ))
+    with _progress(video_file) as progress:
+        done = logic.upload(
+            storage, video_file, ref, shorts=shorts, short_seconds=duration, progress=progress
+        )
+    note = " (already there, not sent again)" if done.video_already_current else ""
+    click.echo(f"uploaded {video_file} ({done.duration_seconds:.1f} s){note}")
+    for key in done.keys:
+        click.echo(f"  {storage.describe(key)}")
+    click.echo(f"next: klip cloud run --user {ref.user_id} --video {ref.video_id}")
+
+
+@contextmanager
+def _progress(path: Path) -> Iterator[Callable[[int], None] | None]:
+    if not path.is_file() or not sys.stderr.isatty():
+        yield None
+        return
+    lock = threading.Lock()
+    with click.progressbar(length=path.stat().st_size, label="upload", file=sys.stderr) as bar:
+
+        def advance(count: int) -> None:
+            with lock:
+                bar.update(count)
+
+        yield advance
+
+
+@cloud.command()
+@_video_options
+@click.option("--bucket", help="Warehouse bucket (default: the one the state machine reads).")
+@_machine_arn
+@_region
+@_cloud_errors
+def run(
+    user: str | None,
+    video: str | None,
+    bucket: str | None,
+    state_machine_arn: str | None,
+    region: str | None,
+) -> None:
+    """Start processing an uploaded video (refused while it is already running)."""
+    from klippers import cloud as logic
+
+    ref = logic.video_ref(user, video, os.environ)
+    clients = logic.Clients.connect(region)
+    machine = logic.find_state_machine(clients.sfn, state_machine_arn, os.environ)
+    storage = clients.warehouse(logic.run_bucket(machine, bucket, os.environ))
+    started = logic.start_run(clients.sfn, storage, machine, ref)
+    follow = f"--user {ref.user_id} --video {ref.video_id}"
+    click.echo(f"started {started.name}")
+    click.echo(f"  {started.execution_arn}")
+    click.echo("follow it with:")
+    click.echo(f"  klip cloud status {follow}")
+    click.echo(f"  klip cloud logs {follow} --follow")
+
+
+def _target(
+    region: str | None,
+    state_machine_arn: str | None,
+    execution: str | None,
+    user: str | None,
+    video: str | None,
+) -> tuple[Any, Any, str]:
+    """Clients, the state machine and the execution ARN a command acts on."""
+    from klippers import cloud as logic
+
+    clients = logic.Clients.connect(region)
+    machine = logic.find_state_machine(clients.sfn, state_machine_arn, os.environ)
+    ref = None if execution else logic.video_ref(user, video, os.environ)
+    return clients, machine, logic.resolve_execution(clients.sfn, machine, execution, ref)
+
+
+_EXECUTION = click.argument("execution", required=False)
+
+
+@cloud.command()
+@_EXECUTION
+@_video_options
+@_machine_arn
+@_region
+@_cloud_errors
+def status(
+    execution: str | None,
+    user: str | None,
+    video: str | None,
+    state_machine_arn: str | None,
+    region: str | None,
+) -> None:
+    """Show an execution (ARN or name; default: the video's latest run)."""
+    from klippers import cloud as logic
+
+    clients, machine, arn = _target(region, state_machine_arn, execution, user, video)
+    storage = clients.warehouse(logic.run_bucket(machine, None, os.environ))
+    found = logic.execution_status(clients.sfn, storage, arn)
+    current = ", ".join(
+        f"{name} x{count}" if count > 1 else name for name, count in found.current_states
+    )
+    expected = f" of {found.shorts_expected}" if found.shorts_expected else ""
+    rows = [
+        ("execution", found.name),
+        ("video", f"{found.ref.user_id}/{found.ref.video_id}"),
+        ("status", found.status),
+        ("started", _when(found.started)),
+        ("stopped", _when(found.stopped)),
+        ("current", current or "-"),
+        ("shorts", f"{len(found.shorts)}{expected} in {storage.describe()}{found.ref.prefix}"),
+    ]
+    if found.error or found.cause:
+        rows += [("error", found.error or "-"), ("cause", found.cause or "-")]
+    for label, value in rows:
+        click.echo(f"{label:<10} {value}")
+
+
+@cloud.command(name="list")
+@click.option("--user", help="Only this user's executions.")
+@click.option("--video", help="Only this video's (needs --user).")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@_machine_arn
+@_region
+@_cloud_errors
+def list_(
+    user: str | None,
+    video: str | None,
+    limit: int,
+    state_machine_arn: str | None,
+    region: str | None,
+) -> None:
+    """List recent executions, newest first."""
+    from klippers import cloud as logic
+
+    clients = logic.Clients.connect(region)
+    machine = logic.find_state_machine(clients.sfn, state_machine_arn, os.environ)
+    runs = logic.list_runs(clients.sfn, machine.arn, user=user, video=video, limit=limit)
+    if not runs:
+        click.echo("no executions")
+        return
+    width = max(len(r.name) for r in runs)
+    click.echo(f"{'NAME':<{width}}  {'STATUS':<9}  {'STARTED':<19}  STOPPED")
+    for r in runs:
+        click.echo(f"{r.name:<{width}}  {r.status:<9}  {_when(r.started):<19}  {_when(r.stopped)}")
+
+
+@cloud.command()
+@_EXECUTION
+@_video_options
+@click.option("-f", "--follow", is_flag=True, help="Keep polling until the execution ends.")
+@click.option("--poll", type=click.FloatRange(min=1), default=5.0, show_default=True)
+@click.option("--jobs-log-group", help="Fargate jobs' log group (stack output jobsLogGroup).")
+@_machine_arn
+@_region
+@_cloud_errors
+def logs(
+    execution: str | None,
+    user: str | None,
+    video: str | None,
+    follow: bool,
+    poll: float,
+    jobs_log_group: str | None,
+    state_machine_arn: str | None,
+    region: str | None,
+) -> None:
+    """Print the state machine's and the Fargate tasks' log lines of an execution."""
+    from klippers import cloud as logic
+
+    clients, _, arn = _target(region, state_machine_arn, execution, user, video)
+    for line in logic.log_lines(
+        clients.sfn,
+        clients.logs,
+        arn,
+        follow=follow,
+        poll_seconds=poll,
+        jobs_group=jobs_log_group or logic.JOBS_LOG_GROUP,
+    ):
+        click.echo(f"{_when(line.time)} {line.source} {line.message.rstrip()}")
+
+
+@cloud.command()
+@_EXECUTION
+@_video_options
+@_machine_arn
+@_region
+@_cloud_errors
+def stop(
+    execution: str | None,
+    user: str | None,
+    video: str | None,
+    state_machine_arn: str | None,
+    region: str | None,
+) -> None:
+    """Stop a running execution (ARN or name; default: the video's latest run)."""
+    from klippers import cloud as logic
+
+    clients, _, arn = _target(region, state_machine_arn, execution, user, video)
+    click.echo(f"{arn}: {logic.stop_run(clients.sfn, arn)}")
+
+
+@cloud.command()
+@_video_options
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder for the shorts, the manifest and the segment SRTs.",
+)
+@click.option("--bucket", help="Warehouse bucket (default: env VIDEO_WAREHOUSE_S3_BUCKET_NAME).")
+@_region
+@_cloud_errors
+def download(
+    user: str | None, video: str | None, output: Path, bucket: str | None, region: str | None
+) -> None:
+    """Download a video's shorts, manifest and segment captions."""
+    from klippers import cloud as logic
+
+    ref = logic.video_ref(user, video, os.environ)
+    storage = logic.Clients.connect(region).warehouse(logic.bucket_name(bucket, os.environ))
+    got = logic.download(storage, ref, output)
+    for path in got.written:
+        click.echo(f"downloaded {path}")
+    for path in got.already_current:
+        click.echo(f"up to date {path}")
+
+
+@cloud.command()
+@click.option("--hours", type=float, required=True, help="Length of the video, hours.")
+@click.option("--shorts", type=click.IntRange(min=0), default=5, show_default=True)
+@click.option("--duration", type=float, default=60.0, show_default=True, help="Seconds per short.")
+@click.option("--parent-vcpu", type=float, help="Parent task vCPU (default: recommended).")
+@click.option("--parent-memory", type=float, help="Parent task memory, GB.")
+@click.option("--child-vcpu", type=float, help="Child task vCPU (default: recommended).")
+@click.option("--child-memory", type=float, help="Child task memory, GB.")
+@click.option("--max-concurrency", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--asr-model", default="base", show_default=True)
+@_cloud_errors
+def estimate(
+    hours: float,
+    shorts: int,
+    duration: float,
+    parent_vcpu: float | None,
+    parent_memory: float | None,
+    child_vcpu: float | None,
+    child_memory: float | None,
+    max_concurrency: int,
+    asr_model: str,
+) -> None:
+    """Model the wall time and dollars of one video (see the README's cost model)."""
+    from klippers import cloud as logic
+
+    common: dict[str, Any] = {
+        "hours": hours,
+        "shorts": shorts,
+        "short_seconds": duration,
+        "max_concurrency": max_concurrency,
+        "asr_model": asr_model,
+    }
+    best = logic.recommend(**common)
+    parent = _size(parent_vcpu, parent_memory, logic.PARENT_MEMORY_NEED_GB, best.parent)
+    child = _size(child_vcpu, child_memory, logic.CHILD_MEMORY_NEED_GB, best.child)
+    chosen = logic.estimate(**common, parent=parent, child=child)
+    seed = logic.estimate(**common, parent=logic.SEED_SIZE, child=logic.SEED_SIZE)
+    click.echo(f"{hours:g} h video, {shorts} shorts of {duration:g} s, ASR {asr_model}")
+    click.echo(f"{'STAGE':<22} {'TASK':<7} {'CPU s':>8} {'WALL s':>8}")
+    for stage in chosen.stages:
+        click.echo(
+            f"{stage.name:<22} {stage.task:<7} {stage.cpu_seconds:>8.1f} {stage.wall_seconds:>8.1f}"
+        )
+    click.echo(
+        f"children run in {chosen.waves} wave(s) of up to {max_concurrency}; "
+        f"{chosen.state_transitions} state transitions"
+    )
+    click.echo(f"{'':<26} {'PARENT':<14} {'CHILD':<14} {'MINUTES':>8} {'DOLLARS':>8}")
+    for label, e in (("this estimate", chosen), ("recommended", best), ("seed sizes", seed)):
+        click.echo(
+            f"{label:<26} {_fmt(e.parent):<14} {_fmt(e.child):<14} "
+            f"{e.wall_minutes:>8.1f} {e.total_dollars:>8.3f}"
+        )
+    click.echo(
+        f"{'seed pipeline (reported)':<26} {_fmt(logic.SEED_SIZE):<14} "
+        f"{_fmt(logic.SEED_SIZE):<14} {logic.SEED_MINUTES * hours:>8.1f} "
+        f"{logic.SEED_DOLLARS * hours:>8.3f}"
+    )
+    verdict = "meets" if chosen.meets_targets else "MISSES"
+    click.echo(
+        f"target <= {chosen.target_minutes:.1f} min and <= ${chosen.target_dollars:.2f}: {verdict}"
+    )
+    click.echo(
+        f"stack config: parentCpu {best.parent.cpu_units} parentMemory {best.parent.memory_mib} "
+        f"childCpu {best.child.cpu_units} childMemory {best.child.memory_mib} (recommended)"
+    )
+    for note in chosen.notes:
+        click.echo(f"note: {note}")
+    click.echo(f"prices: us-east-1 Fargate Linux/x86 on demand, taken {logic.PRICES_TAKEN}")
+
+
+def _size(vcpu: float | None, memory: float | None, need: float, default: Any) -> Any:
+    from klippers import cloud as logic
+
+    if vcpu is None:
+        if memory is not None:
+            return logic.TaskSize(default.vcpu, memory)
+        return default
+    return logic.TaskSize(vcpu, memory) if memory is not None else logic.smallest_size(vcpu, need)
+
+
+def _fmt(size: Any) -> str:
+    return f"{size.vcpu:g} vCPU/{size.memory_gb:g} GB"

@@ -68,6 +68,8 @@ MAX_SHORT_DURATION = 180
 
 Layout = Literal["stacked", "full", "blurred"]
 LAYOUTS: tuple[str, ...] = get_args(Layout)
+Reframe = Literal["face", "center"]
+REFRAMES: tuple[str, ...] = get_args(Reframe)
 
 _ID_PATTERN = re.compile(r"[A-Za-z0-9._@+=-]+")
 _LANGUAGE_PATTERN = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
@@ -297,6 +299,7 @@ _KNOWN_FIELDS = (
     "max_duration",
     "background_video",
     "layout",
+    "reframe",
     "caption_style",
     "language",
     "asr_backend",
@@ -366,6 +369,7 @@ class ShortsConfig:
     max_duration: float | None = None
     background_video: str | None = None
     layout: Layout = "stacked"
+    reframe: Reframe = "face"
     caption_style: Mapping[str, Any] | None = field(default=None, hash=False)
     language: str | None = None
     asr_backend: str | None = None
@@ -394,6 +398,8 @@ class ShortsConfig:
         _check_background(self.background_video)
         if self.layout not in LAYOUTS:
             raise _config_fail("layout", f"must be one of {', '.join(LAYOUTS)}", self.layout)
+        if self.reframe not in REFRAMES:
+            raise _config_fail("reframe", f"must be one of {', '.join(REFRAMES)}", self.reframe)
         if self.caption_style is not None and not isinstance(self.caption_style, Mapping):
             raise _config_fail("caption_style", "must be a JSON object", self.caption_style)
         _check_optional_text("language", self.language, _LANGUAGE_PATTERN)

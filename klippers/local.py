@@ -53,6 +53,7 @@ class RunOptions:
     duration: float | None = None
     background: Path | None = None
     layout: str | None = None
+    reframe: str | None = None
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     user: str = LOCAL_USER
     video_id: str | None = None
@@ -139,6 +140,7 @@ def _config(storage: Storage, ref: VideoRef, options: RunOptions) -> ShortsConfi
         "segment_count": options.shorts,
         "target_short_video_duration_in_seconds": options.duration,
         "layout": options.layout,
+        "reframe": options.reframe,
     }
     return ShortsConfig.from_dict(
         {**current, **{k: v for k, v in changes.items() if v is not None}}, ref=ref

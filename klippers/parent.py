@@ -105,9 +105,10 @@ def run_parent(
     if result.message:
         log.warning("%s", result.message)
     report("cut")
-    entries = write_segments(
+    segments = write_segments(
         video, transcript, result.highlights, workdir, settings=cut or CutSettings()
     )
+    entries = [{**entry, "reframe": config.reframe} for entry in segments]
     _publish(storage, ref, workdir, config, entries, result.message, source, request)
     return ParentResult(tuple(entries), result.message, reused=False)
 
@@ -126,6 +127,7 @@ def _request(config: ShortsConfig) -> dict[str, Any]:
         "min_duration": config.min_duration,
         "max_duration": config.max_duration,
         "language": config.language,
+        "reframe": config.reframe,
     }
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from klippers.cloud import JOB_STREAM_PREFIXES, JOBS_LOG_GROUP
 from klippers.contract import CHILD_JOB_MODULE, PARENT_JOB_MODULE, job_command
 from klippers.statemachine import CHILD_CONTAINER, PARENT_CONTAINER
 from klippers_infra.policies import (
@@ -18,8 +19,6 @@ from klippers_infra.policies import (
     task_role_policy,
 )
 from klippers_infra.tasks import TaskSize, container_definitions
-
-JOBS_LOG_GROUP = "/ecs/klippers-jobs"
 
 
 @dataclass(frozen=True)
@@ -149,7 +148,7 @@ class Jobs(pulumi.ComponentResource):
                     bucket=a[1],
                     log_group=a[2],
                     region=Arn.parse(a[3]).region,
-                    stream_prefix=job,
+                    stream_prefix=JOB_STREAM_PREFIXES[spec.container],
                 )
             )
         )

@@ -147,6 +147,7 @@ def test_full_config_round_trips_with_unknown_fields(ref: VideoRef) -> None:
         "max_duration": 90,
         "background_video": "backgrounds/minecraft.mp4",
         "layout": "blurred",
+        "reframe": "center",
         "caption_style": {"font_size": 72, "colors": ["#fff", "#ff0"]},
         "language": "en-US",
         "asr_backend": "faster-whisper",
@@ -155,6 +156,7 @@ def test_full_config_round_trips_with_unknown_fields(ref: VideoRef) -> None:
     }
     config = ShortsConfig.from_json(json.dumps(doc), ref=ref)
     assert config.layout == "blurred"
+    assert config.reframe == "center"
     assert config.caption_style == {"font_size": 72, "colors": ("#fff", "#ff0")}
     assert json.loads(config.to_json()) == doc
     assert config.to_json().endswith("}\n")
@@ -205,6 +207,7 @@ def test_with_segment_count_keeps_everything_else() -> None:
         ({"segment_count": 1, "user_id": "a/b"}, "user_id"),
         ({"segment_count": 1, "video_id": ""}, "video_id"),
         ({"segment_count": 1, "layout": "sideways"}, "layout: must be one of stacked"),
+        ({"segment_count": 1, "reframe": "wobbly"}, "reframe: must be one of face, center"),
         ({"segment_count": 1, "caption_style": "big"}, "caption_style"),
         ({"segment_count": 1, "language": "English"}, "language"),
         ({"segment_count": 1, "asr_backend": "Whisper Large"}, "asr_backend"),
