@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import logging
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -100,8 +99,7 @@ class Sprite:
         return int(self.y_pre.shape[0])
 
 
-@lru_cache(maxsize=64)
-def _font(path: Path, size: int) -> ImageFont.FreeTypeFont:
+def _load_font(path: Path, size: int) -> ImageFont.FreeTypeFont:
     try:
         return ImageFont.truetype(str(path), size)
     except OSError as exc:
@@ -120,6 +118,13 @@ class CaptionPainter:
         self.height = height
         self.position = style.position if style.position is not None else default_position
         self._sprites: dict[tuple[tuple[str, ...], int | None], Sprite] = {}
+        self._fonts: dict[int, ImageFont.FreeTypeFont] = {}  # per painter: FreeType faces
+        # are not safe to share between threads rendering at the same time
+
+    def _font(self, size: int) -> ImageFont.FreeTypeFont:
+        if size not in self._fonts:
+            self._fonts[size] = _load_font(self.style.font_path, size)
+        return self._fonts[size]
 
     def paginate(self, captions: Captions) -> Captions:
         """Split events too long for ``max_lines`` at the smallest size into timed pages."""
@@ -153,7 +158,7 @@ class CaptionPainter:
 
     def _wrap(self, words: tuple[str, ...], size: int) -> list[list[int]] | None:
         """Greedy wrap into at most ``max_lines`` lines of word indices, or None."""
-        font = _font(self.style.font_path, size)
+        font = self._font(size)
         space = font.getlength(" ")
         limit = self._max_width()
         lines: list[list[int]] = [[]]
@@ -198,12 +203,12 @@ class CaptionPainter:
         fitted = self._fit(words)
         if fitted is not None:
             size, lines = fitted
-            return _font(self.style.font_path, size), lines
+            return self._font(size), lines
         # One word wider than the frame even at the minimum size: shrink until it fits.
-        font = _font(self.style.font_path, self.style.min_font_size)
+        font = self._font(self.style.min_font_size)
         widest = max(font.getlength(w) for w in words)
         size = max(8, int(self.style.min_font_size * self._max_width() / widest))
-        return _font(self.style.font_path, size), [[i] for i in range(len(words))]
+        return self._font(size), [[i] for i in range(len(words))]
 
     def _render(self, event: CaptionEvent) -> Sprite:
         words = self._display_words(event.words)

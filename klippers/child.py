@@ -131,7 +131,7 @@ def caption_style(config: ShortsConfig) -> klipmedia.CaptionStyle:
         raise JobInputError(f"caption_style: {exc}") from exc
 
 
-def _main(env: Mapping[str, str]) -> ChildResult:
+def run_job(env: Mapping[str, str]) -> ChildResult:
     job = JobEnvironment.from_env(env)
     segment = parse_segment(env.get(ENV_SEGMENT, ""))
     with scratch(job.workdir) as folder:
@@ -140,7 +140,7 @@ def _main(env: Mapping[str, str]) -> ChildResult:
 
 def main() -> int:
     """Entry point of ``python -m klippers.child``."""
-    return run_main("child", _main)
+    return run_main("child", run_job)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from klipmedia.errors import KlipmediaError
-from klippers.contract import ENV_LOG_FORMAT, ContractError, VideoRef
+from klippers.contract import ENV_BUCKET, ENV_LOG_FORMAT, ContractError, VideoRef
 from klippers.highlights import HighlightsError
 from klippers.storage import (
     Storage,
@@ -65,21 +65,26 @@ class JobEnvironment:
     """Where a job runs: which video, which warehouse, which scratch folder."""
 
     ref: VideoRef
-    warehouse: str | None
+    warehouse: str
     workdir: Path | None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> JobEnvironment:
-        """Read ``USER_ID``/``VIDEO_ID``, ``KLIPPERS_WAREHOUSE`` (a folder or ``s3://`` URL;
-        default: the bucket in ``VIDEO_WAREHOUSE_S3_BUCKET_NAME``) and ``KLIPPERS_WORKDIR``."""
-        workdir = env.get(ENV_WORKDIR)
-        return cls(
-            VideoRef.from_env(env), env.get(ENV_WAREHOUSE), Path(workdir) if workdir else None
+        """Read ``USER_ID``/``VIDEO_ID``, the warehouse (``KLIPPERS_WAREHOUSE``, a folder or
+        ``s3://`` URL, else the bucket in ``VIDEO_WAREHOUSE_S3_BUCKET_NAME``) and
+        ``KLIPPERS_WORKDIR``."""
+        ref = VideoRef.from_env(env)
+        warehouse = env.get(ENV_WAREHOUSE) or (
+            f"s3://{env[ENV_BUCKET]}" if env.get(ENV_BUCKET) else None
         )
+        if not warehouse:
+            raise JobInputError(f"no warehouse: set {ENV_BUCKET} (S3) or {ENV_WAREHOUSE}")
+        workdir = env.get(ENV_WORKDIR)
+        return cls(ref, warehouse, Path(workdir) if workdir else None)
 
     def storage(self) -> Storage:
         """Open the warehouse."""
-        return open_storage(self.warehouse, environ=os.environ)
+        return open_storage(self.warehouse)
 
 
 class JsonLines(logging.Formatter):

@@ -210,7 +210,7 @@ def _publish(
     storage.upload(manifest, ref.manifest)
 
 
-def _main(env: Mapping[str, str]) -> ParentResult:
+def run_job(env: Mapping[str, str]) -> ParentResult:
     job = JobEnvironment.from_env(env)
     with scratch(job.workdir) as folder:
         return run_parent(job.ref, job.storage(), Path(folder))
@@ -218,7 +218,7 @@ def _main(env: Mapping[str, str]) -> ParentResult:
 
 def main() -> int:
     """Entry point of ``python -m klippers.parent``."""
-    return run_main("parent", _main)
+    return run_main("parent", run_job)
 
 
 if __name__ == "__main__":
