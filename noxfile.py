@@ -90,14 +90,13 @@ def demo(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def bench(session: nox.Session) -> None:
-    """Benchmark rendering against the ffmpeg CLI; figures go to bench-results/."""
-    _ensure_commands(session, {"ffmpeg": "ffmpeg"})
+    """Benchmarks (render vs ffmpeg CLI, reframe, ASR, cut, pipeline) -> bench-results/."""
+    _ensure_commands(session, {"ffmpeg": "ffmpeg", **SYSTEM_PACKAGES})
+    _install_asr_stack(session)
     _install_project(session, "all", "test")
     session.install("scikit-video>=1.1.11")
-    session.run(
-        "python", "benchmarks/bench_render.py", "bench-results/render.json", *session.posargs
-    )
-    session.run("python", "benchmarks/bench_reframe.py", "bench-results/reframe.json")
+    for name in ("render", "reframe", "asr", "cut", "pipeline"):
+        session.run("python", f"benchmarks/bench_{name}.py", f"bench-results/{name}.json")
 
 
 INFRA_DIR = "infra"
