@@ -28,14 +28,14 @@ import hashlib
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, NoReturn, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
+from klipmedia.io import atomic_path
 from klippers.contract import ENV_BUCKET
 
 logger = logging.getLogger(__name__)
@@ -334,19 +334,9 @@ class LocalStorage:
             raise StorageError(f"{self.root / key}: {exc.strerror or exc}") from exc
 
 
-@contextmanager
-def _temp_beside(target: Path) -> Iterator[Path]:
+def _temp_beside(target: Path) -> AbstractContextManager[Path]:
     """A temp path in ``target``'s folder, moved onto ``target`` only if the block succeeds."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f"{_TEMP_MARKER}{target.name}.")
-    os.close(fd)
-    temp = Path(name)
-    try:
-        yield temp
-        os.replace(temp, target)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    return atomic_path(target, marker=_TEMP_MARKER)
 
 
 def _write_atomic(target: Path, source: IO[bytes], progress: Progress | None) -> None:

@@ -12,12 +12,11 @@ Examples
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from klipmedia.io import atomic_path
 from klippers.contract import ORIGINAL_SRT, ORIGINAL_TXT, ORIGINAL_WORDS
 from klippers.transcript import Sentence, Transcript, Word
 
@@ -144,17 +143,9 @@ def format_srt(cues: Sequence[Cue]) -> str:
 
 def write_atomic(path: str | Path, text: str) -> Path:
     """Write ``text`` as UTF-8 to ``path`` via a temporary file beside it and ``os.replace``."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            os.fchmod(fh.fileno(), 0o644)  # mkstemp makes it private; outputs are shared
-            fh.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    with atomic_path(path) as temp:
+        temp.write_text(text, encoding="utf-8", newline="\n")
+    return Path(path)
 
 
 def write_srt(transcript: Transcript, path: str | Path, limits: CueLimits | None = None) -> Path:
