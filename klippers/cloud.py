@@ -48,6 +48,7 @@ from klippers.contract import (
     ShortsConfig,
     VideoRef,
     validate_id,
+    video_id_for,
 )
 from klippers.statemachine import (
     CHILD_CONTAINER,
@@ -83,7 +84,6 @@ _READABLE_CHARS = (
 )
 # Step Functions logs to CloudWatch only for execution names of these characters.
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
-_SLUG_UNSAFE = re.compile(r"[^a-z0-9]+")
 _TASK_ARN = re.compile(r"arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:task/[^/\s\"]+/([A-Za-z0-9-]+)")
 _MAX_LOG_STREAMS_PER_CALL = 100
 _MAX_DETAIL_CHARS = 2000
@@ -216,18 +216,11 @@ def video_ref(user: str | None, video: str | None, environ: Mapping[str, str]) -
 
 
 def slug(file_name: str) -> str:
-    """A video ID from a file name: lower-case words of its stem joined by ``-``.
-
-    Examples
-    --------
-    >>> slug("My Talk (2024) final.MP4")
-    'my-talk-2024-final'
-    """
-    stem = Path(file_name).stem
-    text = _SLUG_UNSAFE.sub("-", stem.lower()).strip("-")[:128].rstrip("-")
-    if not text:
-        raise CloudInputError(f"{file_name}: cannot make a video ID from the name; pass --video")
-    return validate_id(text, "video_id")
+    """A video ID from a file name (see :func:`klippers.contract.video_id_for`)."""
+    try:
+        return video_id_for(file_name)
+    except ContractError as exc:
+        raise CloudInputError(f"{exc}; pass --video") from exc
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import PurePath
 from types import MappingProxyType
 from typing import Any, Literal, cast, get_args
 
@@ -74,6 +75,7 @@ REFRAMES: tuple[str, ...] = get_args(Reframe)
 _ID_PATTERN = re.compile(r"[A-Za-z0-9._@+=-]+")
 _LANGUAGE_PATTERN = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 _BACKEND_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+_SLUG_UNSAFE = re.compile(r"[^a-z0-9]+")
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -136,6 +138,21 @@ def parse_segment(text: str) -> int:
         return validate_segment(int(stripped))
     except ContractError as exc:
         raise _fail(ENV_SEGMENT, f"must be from 1 to {MAX_SEGMENT_COUNT}", text) from exc
+
+
+def video_id_for(file_name: str) -> str:
+    """A video ID from a file name: lower-case words of its stem joined by ``-``.
+
+    Examples
+    --------
+    >>> video_id_for("My Talk (2024) final.MP4")
+    'my-talk-2024-final'
+    """
+    stem = PurePath(file_name).stem
+    text = _SLUG_UNSAFE.sub("-", stem.lower()).strip("-")[:MAX_ID_LENGTH].rstrip("-")
+    if not text:
+        raise ContractError(f"{file_name}: cannot make a video ID from the name")
+    return validate_id(text, "video_id")
 
 
 def segment_video_name(n: int) -> str:

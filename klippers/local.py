@@ -10,7 +10,6 @@ import logging
 import multiprocessing
 import os
 import queue
-import re
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import klipmedia
-from klippers.contract import ShortsConfig, VideoRef
+from klippers.contract import ShortsConfig, VideoRef, video_id_for
 from klippers.gallery import write_gallery
 from klippers.jobs import EXIT_BAD_INPUT, exit_code, scratch
 from klippers.parent import ParentResult, read_manifest, run_parent
@@ -87,17 +86,11 @@ class LocalResult:
     failed: dict[int, str]
 
 
-def video_id_for(path: Path) -> str:
-    """A warehouse-safe id from a file name (``My Talk (2024).mp4`` -> ``My-Talk-2024``)."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", path.stem).strip("-.")
-    return slug[:100] or "video"
-
-
 def run_local(video: Path, out: Path, options: RunOptions, events: Events) -> LocalResult:
     """Run the whole job for ``video`` in the warehouse folder ``out``."""
     klipmedia.probe(video)  # fail fast, with a clear message, on a bad file
     storage = LocalStorage(out)
-    ref = VideoRef(options.user, options.video_id or video_id_for(video))
+    ref = VideoRef(options.user, options.video_id or video_id_for(video.name))
     events.stage("prepare")
     prepare_inputs(storage, ref, video, options)
     with scratch(out / ".work") as work:

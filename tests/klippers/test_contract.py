@@ -239,3 +239,12 @@ def test_direct_construction_is_validated_too() -> None:
         ShortsConfig(segment_count=1, layout="wide")  # type: ignore[arg-type]
     with pytest.raises(ContractError, match="extras"):
         ShortsConfig(segment_count=1, extras={"layout": "full"})
+
+
+def test_video_id_from_a_file_name() -> None:
+    from klippers.contract import video_id_for
+
+    assert video_id_for("My Talk (2024) final.MP4") == "my-talk-2024-final"
+    assert video_id_for("/videos/talk-v1.mp4") == "talk-v1"
+    with pytest.raises(ContractError, match="cannot make a video ID"):
+        video_id_for("???.mp4")
