@@ -1,11 +1,14 @@
 """Benchmark: frame-accurate cuts of a 1080p source, and highlight scoring of a long talk.
 
-Usage: ``python benchmarks/bench_cut.py OUT.json [--source-seconds 180] [--gop 60]``
+Usage: ``python benchmarks/bench_cut.py OUT.json [--source-seconds 150] [--gop 60] [--repeats 3]``
 
-Figures (JSON): each cut's wall time and speed as a multiple of real time (segment
-seconds per wall second) for the smart cut and the range re-encode; loudness extraction
-speed; the highlight scorer's wall time on a synthetic 3-hour transcript. The generated
-source is cached under ``.cache/bench/``.
+Figures (JSON): for the smart cut and the range re-encode, each cut's wall and CPU time
+(this process's threads plus any children) per run, their medians, and the speed as a
+multiple of real time (segment seconds per wall second, and per CPU second: on 2 idle
+cores the wall time can approach half the CPU time); the 1-minute load average before
+each run, since the machine may be shared; loudness extraction speed; the highlight
+scorer's wall time on a synthetic 3-hour transcript. The generated source is cached
+under ``.cache/bench-cut/``.
 """
 
 from __future__ import annotations
@@ -15,8 +18,12 @@ import json
 import os
 import platform
 import random
+import resource
+import statistics
 import time
+from collections.abc import Callable
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -81,29 +88,58 @@ def make_source(seconds: int, gop: int) -> Path:
     return path
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process (all its threads) and of its waited-for children."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def timed(run: Callable[[], Any]) -> tuple[Any, dict[str, float]]:
+    """Call ``run``; return its result and the wall/CPU seconds and load average it met."""
+    load = os.getloadavg()[0]
+    wall, cpu = time.perf_counter(), cpu_seconds()
+    result = run()
+    wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
+    return result, {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "load_1min": load}
+
+
 def bench_cuts(
-    source: Path, segment: float, starts: list[float], smart: bool
+    source: Path, segment: float, starts: list[float], smart: bool, repeats: int
 ) -> list[dict[str, Any]]:
     rows = []
     for start in starts:
         output = CACHE / f"cut_{'smart' if smart else 'reencode'}_{start:.2f}.mp4"
-        began = time.perf_counter()
-        result = cut_segment(
-            source, start, start + segment, output, settings=CutSettings(smart=smart)
-        )
-        wall = time.perf_counter() - began
+        runs = []
+        for _ in range(repeats):
+            cut = partial(
+                cut_segment,
+                source,
+                start,
+                start + segment,
+                output,
+                settings=CutSettings(smart=smart),
+            )
+            result, figures = timed(cut)
+            output.unlink()
+            runs.append(figures)
+        wall = statistics.median(r["wall_s"] for r in runs)
+        cpu = statistics.median(r["cpu_s"] for r in runs)
         rows.append(
             {
                 "start": start,
                 "duration": round(result.duration, 3),
                 "method": result.method,
+                "audio": result.audio,
                 "frames": result.frames,
                 "reencoded_frames": result.reencoded_frames,
-                "wall_s": round(wall, 3),
+                "runs": runs,
+                "wall_s": wall,
+                "cpu_s": cpu,
                 "x_realtime": round(result.duration / wall, 1),
+                "x_realtime_best": round(result.duration / min(r["wall_s"] for r in runs), 1),
+                "x_realtime_per_cpu_s": round(result.duration / cpu, 1),
             }
         )
-        output.unlink()
     return rows
 
 
@@ -142,11 +178,12 @@ def bench_scorer(hours: float, source_loudness: np.ndarray) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("output", type=Path, help="where to write the JSON figures")
-    parser.add_argument("--source-seconds", type=int, default=180)
+    parser.add_argument("--source-seconds", type=int, default=150)
     parser.add_argument("--gop", type=int, default=60)
     parser.add_argument("--segment", type=float, default=60.0)
     parser.add_argument("--reencode-segment", type=float, default=10.0)
     parser.add_argument("--hours", type=float, default=3.0)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each cut")
     args = parser.parse_args()
 
     began = time.perf_counter()
@@ -154,8 +191,12 @@ def main() -> None:
     generated = time.perf_counter() - began
     last = args.source_seconds - args.segment - 1
     starts = [round(x, 2) for x in np.linspace(7.37, last, 3)]
-    smart = bench_cuts(source, args.segment, starts, smart=True)
-    reencode = bench_cuts(source, args.reencode_segment, starts[:1], smart=False)
+    load_before = os.getloadavg()
+    smart = bench_cuts(source, args.segment, starts, smart=True, repeats=args.repeats)
+    reencode = bench_cuts(
+        source, args.reencode_segment, starts[:1], smart=False, repeats=args.repeats
+    )
+    load_after = os.getloadavg()
 
     began = time.perf_counter()
     levels = loudness_per_second(source)
@@ -166,6 +207,8 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "av": av.__version__,
+            "load_average_before": [round(x, 2) for x in load_before],
+            "load_average_after": [round(x, 2) for x in load_after],
         },
         "source": {
             "size": f"{WIDTH}x{HEIGHT}",
@@ -177,6 +220,7 @@ def main() -> None:
         },
         "smart_cut": smart,
         "smart_cut_min_x_realtime": min(r["x_realtime"] for r in smart),
+        "smart_cut_min_x_realtime_per_cpu_s": min(r["x_realtime_per_cpu_s"] for r in smart),
         "reencode_cut": reencode,
         "loudness": {
             "seconds": int(levels.size),

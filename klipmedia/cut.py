@@ -1,15 +1,27 @@
 """Cut a time range out of a video into an MP4 (H.264 + AAC), frame-accurately: :func:`cut_segment`.
 
 The first frame of the cut is the source frame shown at ``start`` (not the keyframe
-before it) and the audio is trimmed to the same sample-exact range.
+before it) and the audio covers exactly the same span.
 
 When the source is H.264 in an ISO/Matroska style container (``avcC`` parameter sets),
-the cut is *smart*: only the partial group of pictures (GOP) at each end is decoded and
-re-encoded, every whole GOP in between is copied packet for packet. The re-encoded
-pieces use their own SPS/PPS ids, and all parameter sets are listed in the output's
-``avcC``, so the stream stays conformant without any in-band parameter set change.
-Other sources (and open-GOP H.264) are decoded from the keyframe before ``start`` and
-re-encoded up to ``end`` only, never the whole file.
+the cut is *smart*: every whole group of pictures (GOP) inside the range is copied packet
+for packet; of the GOP holding ``start``, the frames from ``start`` on are re-encoded; of
+the GOP holding ``end``, the whole mini-GOPs (a P-frame and the B-frames before it) shown
+before ``end`` are copied and only the last few frames re-encoded. Decoding skips the
+non-reference frames that are not re-encoded and stops after the last frame that is. The
+re-encoded pieces use their own SPS/PPS ids, and all parameter sets are listed in the
+output's ``avcC``, so the stream stays conformant without any in-band parameter set
+change. Other sources (and open-GOP H.264) are decoded from the keyframe before ``start``
+and re-encoded up to ``end`` only, never the whole file.
+
+AAC-LC audio in an MP4/MOV source is copied packet for packet, never decoded: the cut
+takes the packets from one whole AAC frame before the first video frame (the decoder's
+pre-roll) to the last video frame's end, shifted so that the first frame's sample is at
+0, the last one's duration cut to the video's end. The MP4 edit list drops the pre-roll
+to the sample (FFmpeg, browsers and QuickTime honour it) and ends the track with the
+video; FFmpeg still plays the last AAC frame out whole, at most 1023 samples (21 ms at
+48 kHz) past the last frame. Other audio is decoded and re-encoded to AAC, trimmed to
+the sample.
 """
 
 from __future__ import annotations
@@ -17,9 +29,11 @@ from __future__ import annotations
 import logging
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
+from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
@@ -45,29 +59,42 @@ if TYPE_CHECKING:
 AUDIO_LEAD_SECONDS = 1.0
 """Decoded audio older than this before ``start`` is dropped while the first frame is unknown."""
 
+AAC_FRAME = 1024
+"""Samples per AAC-LC frame (packet)."""
+
 _SPS, _PPS = 7, 8
 _X264_PROFILES = {66: "baseline", 77: "main", 100: "high"}
+
+AudioMethod: TypeAlias = Literal["copy", "reencode", "none"]
 
 
 class _NeedsReencode(Exception):
     """Internal: the smart cut found a stream it cannot copy (open GOP)."""
 
 
+class _CannotCopyAudio(Exception):
+    """Internal: the AAC packets do not cover the cut without a gap."""
+
+
 @dataclass(frozen=True)
 class CutSettings:
     """Encoder settings for what has to be re-encoded.
 
-    The smart cut re-encodes at most one GOP at each end, so a fast x264 preset with a
-    low CRF keeps those frames close to the copied ones at little cost. The audio is
-    always re-encoded (sample-exact trim); FFmpeg's ``fast`` AAC coder is about twice as
-    fast as its default ``twoloop``. ``smart=False`` forces re-encoding of the whole range
-    (never of the whole file).
+    The smart cut re-encodes the frames from ``start`` to the next keyframe and the last
+    incomplete mini-GOP before ``end`` with ``edge_preset``: x264's ``ultrafast`` (with
+    the in-loop deblocking filter turned back on, so those frames look like the copied
+    ones) at a low CRF keeps them close to the source at less than half of
+    ``superfast``'s cost. ``smart=False`` (or a source that cannot be copied) re-encodes
+    the whole range (never the whole file) with ``preset``. AAC audio is copied unless
+    ``copy_audio=False``; other audio is re-encoded with FFmpeg's ``fast`` AAC coder.
     """
 
     preset: str = "superfast"
+    edge_preset: str = "ultrafast"
     crf: int = 18
     audio_bit_rate: int = 160_000
     audio_coder: str = "fast"
+    copy_audio: bool = True
     smart: bool = True
 
 
@@ -76,7 +103,8 @@ class CutResult:
     """What :func:`cut_segment` wrote.
 
     ``start``/``end`` are source times (seconds) of the first frame and of the end of
-    the last frame; subtitles for the cut must be shifted by ``start``.
+    the last frame; subtitles for the cut must be shifted by ``start``. ``audio`` says
+    whether the audio packets were copied, re-encoded, or absent from the source.
     """
 
     path: Path
@@ -85,6 +113,7 @@ class CutResult:
     frames: int
     reencoded_frames: int
     method: Literal["smart", "reencode"]
+    audio: AudioMethod
 
     @property
     def duration(self) -> float:
@@ -112,23 +141,38 @@ def cut_segment(
     Examples
     --------
     >>> result = cut_segment("talk.mp4", 61.5, 118.2, "segment_1.mp4")  # doctest: +SKIP
-    >>> result.method, round(result.duration, 2)  # doctest: +SKIP
-    ('smart', 56.7)
+    >>> result.method, result.audio, round(result.duration, 2)  # doctest: +SKIP
+    ('smart', 'copy', 56.7)
     """
     source, output = Path(source), Path(output)
-    with open_media(source) as container:
+    container = open_media(source)
+    try:
         plan = _plan(container, source, start, end)
-    if settings.smart and plan.copyable:
-        try:
-            return _run(source, output, plan, settings, smart=True)
-        except _NeedsReencode as exc:
-            log.info("%s: %s; re-encoding the range instead", source, exc)
-    return _run(source, output, plan, settings, smart=False)
+        smart = settings.smart and plan.copyable
+        copy_audio = settings.copy_audio and plan.audio == "copy"
+        # each fallback turns one flag off for good, so this runs at most three times
+        while True:
+            try:
+                return _run(container, output, plan, settings, smart=smart, copy_audio=copy_audio)
+            except _NeedsReencode as exc:
+                log.info("%s: %s; re-encoding the range instead", source, exc)
+                smart = False
+            except _CannotCopyAudio as exc:
+                log.info("%s: %s; re-encoding the audio instead", source, exc)
+                copy_audio = False
+            container.close()
+            container = open_media(source)
+    finally:
+        container.close()
 
 
 @dataclass(frozen=True)
 class _Plan:
-    """The validated range in video ticks, and whether packets can be copied."""
+    """The validated range in video ticks, and what can be copied.
+
+    ``preroll_ts`` is how far before ``start`` demuxing begins, so that the audio
+    packets before the first frame (decoder pre-roll) are read too.
+    """
 
     start_ts: int
     end_ts: int
@@ -136,6 +180,8 @@ class _Plan:
     time_base: Fraction
     fps: Fraction
     copyable: bool
+    audio: AudioMethod
+    preroll_ts: int
 
 
 def _plan(container: av.container.InputContainer, path: Path, start: float, end: float) -> _Plan:
@@ -155,6 +201,11 @@ def _plan(container: av.container.InputContainer, path: Path, start: float, end:
             f"{path}: cannot cut [{start:.3f}, {end:.3f}) s: the media lasts {duration:.3f} s"
         )
     end = min(end, duration)
+    audio = container.streams.audio[0] if container.streams.audio else None
+    preroll = 0.0
+    if audio is not None and audio.codec_context.sample_rate:
+        # two audio frames, so the frame before the one holding ``start`` is read too
+        preroll = frame + 2 * _audio_frame_size(audio) / audio.codec_context.sample_rate
     return _Plan(
         start_ts=_ticks(start, time_base),
         end_ts=_ticks(end, time_base),
@@ -162,6 +213,8 @@ def _plan(container: av.container.InputContainer, path: Path, start: float, end:
         time_base=time_base,
         fps=fps,
         copyable=_copyable(video),
+        audio="none" if audio is None else "copy" if _aac_copyable(audio) else "reencode",
+        preroll_ts=math.ceil(Fraction(preroll) / time_base),
     )
 
 
@@ -192,17 +245,37 @@ def _copyable(video: av.video.stream.VideoStream) -> bool:
     )
 
 
+def _aac_copyable(audio: av.audio.stream.AudioStream) -> bool:
+    """AAC-LC timed in samples (MP4/MOV): its packets can be copied and cut on the sample."""
+    ctx = audio.codec_context
+    return (
+        ctx.name == "aac"
+        and ctx.profile == "LC"
+        and bool(ctx.extradata)
+        and ctx.sample_rate > 0
+        and _audio_frame_size(audio) == AAC_FRAME
+        and audio.time_base == Fraction(1, ctx.sample_rate)
+    )
+
+
+def _audio_frame_size(audio: av.audio.stream.AudioStream) -> int:
+    return audio.codec_context.frame_size or AAC_FRAME
+
+
 # --- the cut -----------------------------------------------------------------------------
 
 
 def _run(
-    source: Path, output: Path, plan: _Plan, settings: CutSettings, *, smart: bool
+    src: av.container.InputContainer,
+    output: Path,
+    plan: _Plan,
+    settings: CutSettings,
+    *,
+    smart: bool,
+    copy_audio: bool,
 ) -> CutResult:
     with atomic_path(output) as temp:
-        with (
-            open_media(source) as src,
-            av.open(str(temp), "w", format="mp4", options={"movflags": "+faststart"}) as dst,
-        ):
+        with av.open(str(temp), "w", format="mp4", options={"movflags": "+faststart"}) as dst:
             video = src.streams.video[0]
             audio = src.streams.audio[0] if src.streams.audio else None
             writer: _VideoWriter = (
@@ -210,11 +283,17 @@ def _run(
                 if smart
                 else _ReencodeWriter(video, dst, plan, settings)
             )
-            trimmer = _AudioTrimmer(audio, dst, plan, settings) if audio else None
-            _pump(src, video, audio, writer, trimmer, plan)
+            sound: _AudioWriter | None = None
+            if audio is not None:
+                sound = (
+                    _AudioCopier(audio, dst, plan)
+                    if copy_audio
+                    else _AudioTrimmer(audio, dst, plan, settings)
+                )
+            _pump(src, video, audio, writer, sound, plan)
             writer.finish()
-            if trimmer:
-                trimmer.finish(writer.first_pts, writer.end_pts)
+            if sound:
+                sound.finish(writer.first_pts, writer.end_pts)
         result = CutResult(
             path=output,
             start=seconds(_require_pts(writer.first_pts), plan.time_base),
@@ -222,16 +301,18 @@ def _run(
             frames=writer.frames,
             reencoded_frames=writer.reencoded,
             method="smart" if smart else "reencode",
+            audio="none" if audio is None else "copy" if copy_audio else "reencode",
         )
     log.info(
-        "cut %s [%.3f, %.3f) -> %s: %d frames, %d re-encoded (%s)",
-        source,
+        "cut %s [%.3f, %.3f) -> %s: %d frames, %d re-encoded (%s), audio %s",
+        src.name,
         result.start,
         result.end,
         output,
         result.frames,
         result.reencoded_frames,
         result.method,
+        result.audio,
     )
     return result
 
@@ -241,24 +322,26 @@ def _pump(
     video: av.video.stream.VideoStream,
     audio: av.audio.stream.AudioStream | None,
     writer: _VideoWriter,
-    trimmer: _AudioTrimmer | None,
+    sound: _AudioWriter | None,
     plan: _Plan,
 ) -> None:
-    """Demux from the keyframe before ``start`` until video and audio are complete."""
-    src.seek(plan.start_ts, stream=video, backward=True, any_frame=False)
+    """Demux from the keyframe before ``start`` (less the pre-roll) until the cut is complete."""
+    seek_ts = plan.start_ts - plan.preroll_ts
     streams = [video, audio] if audio else [video]
     try:
+        if seek_ts > 0:  # a freshly opened file is read from its first packet
+            src.seek(seek_ts, stream=video, backward=True, any_frame=False)
         for packet in src.demux(*streams):
             if packet.dts is None and packet.size == 0:
                 continue  # end-of-stream marker; finish() flushes the decoders
             if packet.stream is video:
                 if not writer.done:
                     writer.feed(packet)
-            elif trimmer:
-                trimmer.feed(packet)
-                if writer.first_pts is not None:
-                    trimmer.begin(writer.first_pts)
-            if writer.done and (trimmer is None or trimmer.has_reached(plan.end_ts)):
+            elif sound:
+                sound.feed(packet)
+            if sound and writer.first_pts is not None:
+                sound.begin(writer.first_pts)
+            if writer.done and (sound is None or sound.has_reached(plan.end_ts)):
                 break
     except av.FFmpegError as exc:
         raise UnreadableMediaError(f"{src.name}: cannot read the media ({exc})") from exc
@@ -323,11 +406,11 @@ class _ReencodeWriter(_VideoWriter):
         self.out.options = {"preset": settings.preset, "crf": str(settings.crf)}
 
     def feed(self, packet: _Packet) -> None:
-        self._encode(self.decoder.decode(packet))
+        self._encode(_decode(self.decoder, [packet], self.wanted, flush=False))
 
     def finish(self) -> None:
         if not self.done:
-            self._encode(self.decoder.decode(None))
+            self._encode(_decode(self.decoder, [], self.wanted))
         for out_packet in self.out.encode(None):
             self.dst.mux(out_packet)
 
@@ -348,6 +431,25 @@ class _ReencodeWriter(_VideoWriter):
                 self.dst.mux(out_packet)
 
 
+def _decode(
+    decoder: av.video.codeccontext.VideoCodecContext,
+    packets: Iterable[_Packet],
+    wanted: Callable[[int], bool],
+    *,
+    flush: bool = True,
+) -> Iterator[av.VideoFrame]:
+    """Decode ``packets``; the decoder skips the non-reference frames that are not wanted.
+
+    Frames that nothing refers to and that lie outside the cut are never needed; every
+    other frame is decoded and returned (in display order), wanted or not.
+    """
+    for packet in packets:
+        decoder.skip_frame = "DEFAULT" if wanted(_require_pts(packet.pts)) else "NONREF"
+        yield from decoder.decode(packet)
+    if flush:
+        yield from decoder.decode(None)
+
+
 @dataclass
 class _Gop:
     """Packets of one closed group of pictures, in decode order."""
@@ -358,13 +460,15 @@ class _Gop:
     def key(self) -> _Packet:
         return self.packets[0]
 
-    @property
-    def max_pts(self) -> int:
-        return max(_require_pts(p.pts) for p in self.packets)
-
 
 class _SmartWriter(_VideoWriter):
-    """Re-encode the partial GOPs at both ends, copy the whole GOPs in between."""
+    """Re-encode the partial GOPs at both ends, copy the whole GOPs in between.
+
+    Packets are gathered one GOP at a time; the next keyframe (or the end of the
+    stream) closes the GOP, which is then dropped (before ``start``), copied (inside
+    the range) or partly copied and partly decoded and re-encoded (holding ``start``
+    or ``end``).
+    """
 
     def __init__(
         self,
@@ -387,103 +491,81 @@ class _SmartWriter(_VideoWriter):
         self.out = dst.add_stream_from_template(video)
         self.out.codec_context.extradata = merged.to_bytes()
         self.gop: _Gop | None = None
-        self.head: list[av.VideoFrame] | None = None
-        self.head_decoder: av.video.codeccontext.VideoCodecContext | None = None
 
     def feed(self, packet: _Packet) -> None:
         pts = _require_pts(packet.pts)
-        if self.gop is None and self.head_decoder is None:
-            self._first(packet, pts)
-        elif packet.is_keyframe:
-            self._keyframe(packet, pts)
-        elif self.gop is not None:
-            if pts < _require_pts(self.gop.key.pts):
-                raise _NeedsReencode("the source uses open GOPs")
-            self.gop.packets.append(packet)
+        if packet.is_keyframe:
+            if self.gop is None:
+                self._check_first(pts)
+            else:
+                self._close(self.gop, packet)
+            if not self.done:
+                self.gop = _Gop([packet])
+        elif self.gop is None:
+            raise UnreadableMediaError(
+                f"{self.video.container.name}: the first video packet read is not a keyframe"
+            )
+        elif pts < _require_pts(self.gop.key.pts):
+            raise _NeedsReencode("the source uses open GOPs")
         else:
-            self._decode_head([packet])
+            self.gop.packets.append(packet)
 
     def finish(self) -> None:
-        if self.done:
-            return
-        if self.head_decoder is not None:
-            self._end_head(None)
-        if self.gop is not None:
-            self._close_gop()
+        if not self.done and self.gop is not None:
+            self._close(self.gop, None)
         self.done = True
 
-    def _first(self, packet: _Packet, pts: int) -> None:
-        if not packet.is_keyframe:
-            raise UnreadableMediaError(
-                f"{self.video.container.name}: seeking did not land on a keyframe"
-            )
+    def _check_first(self, pts: int) -> None:
         if pts > self.plan.start_ts and pts > self.plan.frame_ticks:
             raise UnreadableMediaError(
                 f"{self.video.container.name}: seeking landed after the start (bad index?)"
             )
-        if self.wanted(pts):
-            self.gop = _Gop([packet])
-            self.first_pts = pts
-        else:
-            self.head_decoder = _decoder(self.video)
-            self.head = []
-            self._decode_head([packet])
 
-    def _keyframe(self, packet: _Packet, pts: int) -> None:
-        if self.head_decoder is not None:
-            self._end_head(packet)
-        elif self.gop is not None:
-            self._close_gop()
-        if self.done:
-            return
-        if pts >= self.plan.end_ts:
-            self.done = True
-            return
-        self.gop = _Gop([packet])
+    def _close(self, gop: _Gop, next_key: _Packet | None) -> None:
+        """Drop, copy or partly re-encode ``gop``; stop when ``next_key`` is past the end.
 
-    def _decode_head(self, packets: Iterable[_Packet | None]) -> None:
-        assert self.head_decoder is not None
-        assert self.head is not None
-        for packet in packets:
-            for frame in self.head_decoder.decode(packet):
-                pts = _require_pts(frame.pts)
-                if self.wanted(pts):
-                    self.note_frame(pts)
-                    self.head.append(frame)
-
-    def _end_head(self, next_key: _Packet | None) -> None:
-        """Encode the head up to ``next_key`` (whose pts/dts offset the head's dts follow)."""
-        self._decode_head([None])
-        assert self.head is not None
-        offset = 0 if next_key is None else _require_pts(next_key.pts) - _require_pts(next_key.dts)
-        self._reencode(self.head_encoder, self.head, offset)
-        self.head_decoder, self.head = None, None
+        A GOP holding ``start`` is re-encoded from there; a GOP holding ``end`` keeps its
+        whole mini-GOPs before ``end`` (see :meth:`_copyable_head`) and re-encodes the rest.
+        """
+        self.gop = None
+        times = [_require_pts(p.pts) for p in gop.packets]
+        wanted = [self.wanted(pts) for pts in times]
+        if all(wanted):
+            self._copy(gop.packets)
+        elif any(wanted):
+            copied = self._copyable_head(gop) if wanted[0] else 0
+            self._copy(gop.packets[:copied])
+            rest = [pts for pts in times[copied:] if self.wanted(pts)]
+            if rest:
+                self._reencode(gop, min(rest), next_key)
         if next_key is None or _require_pts(next_key.pts) >= self.plan.end_ts:
             self.done = True
 
-    def _close_gop(self) -> None:
-        """Copy the buffered GOP whole if it ends before ``end``, else re-encode its head part."""
-        assert self.gop is not None
-        gop, self.gop = self.gop, None
-        if gop.max_pts < self.plan.end_ts:
-            self._copy(gop)
-            return
-        decoder = _decoder(self.video)
-        frames = [
-            frame
-            for packet in [*gop.packets, None]
-            for frame in decoder.decode(packet)
-            if self.wanted(_require_pts(frame.pts))
-        ]
-        for frame in frames:
-            self.note_frame(_require_pts(frame.pts))
-        key = gop.key
-        self._reencode(self.tail_encoder, frames, _require_pts(key.pts) - _require_pts(key.dts))
-        self.done = True
+    def _copyable_head(self, gop: _Gop) -> int:
+        """How many packets from the start of a GOP that ends after ``end`` can be copied.
 
-    def _copy(self, gop: _Gop) -> None:
-        origin = _require_pts(self.first_pts)
-        for packet in gop.packets:
+        That is the longest run (two packets at least) of whole mini-GOPs: packets all
+        shown before ``end`` and before every packet decoded after them, and after which
+        an IDR re-encoded with the GOP's dts offset still has a later dts.
+        """
+        end = self.plan.end_ts
+        pts = [_require_pts(p.pts) for p in gop.packets]
+        dts = [_require_pts(p.dts) for p in gop.packets]
+        shift = pts[0] - dts[0]
+        shown = list(accumulate(pts, max))  # shown[i]: the latest of packets 0..i
+        later = [*list(accumulate(reversed(pts), min))[-2::-1], end]  # earliest of i+1..
+        for n in range(len(pts) - 1, 1, -1):
+            if shown[n - 1] < min(later[n - 1], end) and later[n - 1] - shift > dts[n - 1]:
+                return n
+        return 0
+
+    def _copy(self, packets: list[_Packet]) -> None:
+        if not packets:
+            return
+        if self.first_pts is None:
+            self.first_pts = _require_pts(packets[0].pts)
+        origin = self.first_pts
+        for packet in packets:
             pts = _require_pts(packet.pts)
             self.note_frame(pts)
             packet.pts = pts - origin
@@ -491,20 +573,35 @@ class _SmartWriter(_VideoWriter):
             packet.stream = self.out
             self.dst.mux(packet)
 
-    def _reencode(
-        self,
-        encoder: av.video.codeccontext.VideoCodecContext,
-        frames: list[av.VideoFrame],
-        dts_offset: int,
-    ) -> None:
-        """Encode ``frames`` (no B-frames, so dts = pts) and mux them with ``dts_offset``."""
-        origin = _require_pts(self.first_pts) if frames else 0
-        packets: list[_Packet] = []
-        for frame in frames:
+    def _reencode(self, gop: _Gop, first: int, next_key: _Packet | None) -> None:
+        """Decode ``gop`` as far as needed; encode its wanted frames shown from ``first``.
+
+        The head piece (nothing written yet) goes to the head encoder and takes the dts
+        offset of the keyframe after it, so its dts run on into the copied GOPs; the tail
+        piece takes its own keyframe's.
+        """
+
+        def todo(pts: int) -> bool:
+            return pts >= first and self.wanted(pts)
+
+        head = self.first_pts is None
+        encoder = self.head_encoder if head else self.tail_encoder
+        shift_key = next_key if head and next_key is not None else gop.key
+        dts_offset = _require_pts(shift_key.pts) - _require_pts(shift_key.dts)
+        last = max(i for i, p in enumerate(gop.packets) if todo(_require_pts(p.pts)))
+        for frame in _decode(_decoder(self.video), gop.packets[: last + 1], todo):
+            pts = _require_pts(frame.pts)
+            if not todo(pts):
+                continue
+            self.note_frame(pts)
+            self.reencoded += 1
             frame.pict_type = PictureType.NONE
-            packets.extend(encoder.encode(frame))
-        packets.extend(encoder.encode(None))
-        self.reencoded += len(frames)
+            self._mux_encoded(encoder.encode(frame), dts_offset)
+        self._mux_encoded(encoder.encode(None), dts_offset)
+
+    def _mux_encoded(self, packets: Iterable[_Packet], dts_offset: int) -> None:
+        """Mux x264 output (no B-frames, so dts = pts) as length-prefixed NAL units."""
+        origin = _require_pts(self.first_pts)
         for encoded in packets:
             pts = _require_pts(encoded.pts)
             out = av.Packet(_length_prefixed(_annexb_nals(bytes(encoded))))
@@ -535,7 +632,7 @@ def _encoder(
     sps_id: int,
     source: _Avcc,
 ) -> av.video.codeccontext.VideoCodecContext:
-    """An x264 encoder without B-frames whose SPS/PPS use ``sps_id``."""
+    """An x264 encoder without B-frames, with deblocking, whose SPS/PPS use ``sps_id``."""
     encoder = av.CodecContext.create("libx264", "w")
     assert isinstance(encoder, av.video.codeccontext.VideoCodecContext)
     encoder.width = video.codec_context.width
@@ -545,9 +642,9 @@ def _encoder(
     encoder.framerate = plan.fps
     encoder.flags |= Flags.global_header
     options = {
-        "preset": settings.preset,
+        "preset": settings.edge_preset,
         "crf": str(settings.crf),
-        "x264-params": f"sps-id={sps_id}:bframes=0",
+        "x264-params": f"sps-id={sps_id}:bframes=0:deblock=0,0",
     }
     profile = _X264_PROFILES.get(source.profile)
     if profile:
@@ -566,7 +663,113 @@ def _require_pts(value: int | None) -> int:
 # --- audio ---------------------------------------------------------------------------------
 
 
-class _AudioTrimmer:
+class _AudioWriter(ABC):
+    """Writes the audio under the cut's frames, once the first frame's time is known."""
+
+    def __init__(self, audio: av.audio.stream.AudioStream, plan: _Plan) -> None:
+        self.plan = plan
+        self.rate = audio.codec_context.sample_rate
+        self.latest = 0
+
+    @abstractmethod
+    def feed(self, packet: _Packet) -> None:
+        """Take the next audio packet."""
+
+    @abstractmethod
+    def begin(self, first_pts: int) -> None:
+        """Start the audio at the first video frame's time (source ticks); idempotent."""
+
+    @abstractmethod
+    def finish(self, first_pts: int | None, end_pts: int) -> None:
+        """Write the rest, ending the audio where the last frame ends."""
+
+    def has_reached(self, pts: int) -> bool:
+        """Whether the audio read so far reaches one video frame past ``pts``."""
+        return self.latest >= self._sample(pts + self.plan.frame_ticks)
+
+    def _sample(self, pts: int) -> int:
+        """The audio sample shown at video time ``pts``."""
+        return round(pts * self.plan.time_base * self.rate)
+
+
+class _AudioCopier(_AudioWriter):
+    """Copy the AAC packets from one frame of pre-roll before the cut to its end.
+
+    Packet timestamps are in samples (see :func:`_aac_copyable`); they are shifted so
+    the sample under the first video frame is at 0. The pre-roll packet then starts at
+    a negative time, and the last packet's duration is cut to the video's end: the MP4
+    muxer turns both into the edit list.
+    """
+
+    def __init__(
+        self, audio: av.audio.stream.AudioStream, dst: av.container.OutputContainer, plan: _Plan
+    ) -> None:
+        super().__init__(audio, plan)
+        self.dst = dst
+        self.out = dst.add_stream_from_template(audio)
+        self.pending: deque[_Packet] = deque()
+        self.origin: int | None = None
+        self.next: int | None = None
+        self.floor = self._sample(plan.start_ts - plan.frame_ticks) - 2 * AAC_FRAME
+        self.hold = self._sample(plan.end_ts - 2 * plan.frame_ticks)
+
+    def feed(self, packet: _Packet) -> None:
+        end = _require_pts(packet.pts) + _length(packet)
+        self.latest = max(self.latest, end)
+        if end > self.floor:
+            self.pending.append(packet)
+        if self.origin is not None:
+            self._release(self.hold, final=False)
+
+    def begin(self, first_pts: int) -> None:
+        if self.origin is None:
+            self.origin = self._sample(first_pts)
+            self._release(self.hold, final=False)
+
+    def finish(self, first_pts: int | None, end_pts: int) -> None:
+        self.begin(_require_pts(first_pts))
+        self._release(self._sample(end_pts), final=True)
+        if self.next is None:
+            raise _CannotCopyAudio("no audio packet lies under the cut")
+
+    def _release(self, stop: int, *, final: bool) -> None:
+        """Mux the pending packets that end by sample ``stop``.
+
+        ``final``: those that start before it, the last one shortened to end there.
+        """
+        assert self.origin is not None
+        while self.pending:
+            packet = self.pending[0]
+            pts, length = _require_pts(packet.pts), _length(packet)
+            if self.next is None:
+                if pts + length <= self.origin - AAC_FRAME:
+                    self.pending.popleft()  # before the pre-roll frame
+                    continue
+                if pts > self.origin - AAC_FRAME:
+                    raise _CannotCopyAudio("the audio starts after the cut's first frame")
+                self.next = pts
+            if pts != self.next:
+                raise _CannotCopyAudio(f"the audio packets have a gap at sample {self.next}")
+            if pts >= stop or (not final and pts + length > stop):
+                break
+            self.pending.popleft()
+            self.next = pts + length
+            packet.duration = min(length, stop - pts)
+            packet.pts = packet.dts = pts - self.origin
+            packet.stream = self.out
+            self.dst.mux(packet)
+        if final:
+            self.pending.clear()
+
+
+def _length(packet: _Packet) -> int:
+    """An audio packet's duration (samples); copying cannot go on without it."""
+    if not packet.duration or packet.duration < 0:
+        raise _CannotCopyAudio("an audio packet has no duration")
+    return packet.duration
+
+
+class _AudioTrimmer(_AudioWriter):
     """Decode the source audio and encode exactly the samples under the cut's frames."""
 
     def __init__(
@@ -576,10 +779,8 @@ class _AudioTrimmer:
         plan: _Plan,
         settings: CutSettings,
     ) -> None:
-        self.audio = audio
+        super().__init__(audio, plan)
         self.dst = dst
-        self.plan = plan
-        self.rate = audio.codec_context.sample_rate
         layout = audio.codec_context.layout.name
         self.out = dst.add_stream("aac", rate=self.rate, layout=layout)
         self.out.codec_context.bit_rate = settings.audio_bit_rate
@@ -588,7 +789,6 @@ class _AudioTrimmer:
         self.pending: list[tuple[int, npt.NDArray[np.float32]]] = []
         self.start: int | None = None
         self.written = 0
-        self.latest = 0
         self.channels = audio.codec_context.channels
 
     def feed(self, packet: _Packet | None) -> None:
@@ -608,25 +808,16 @@ class _AudioTrimmer:
             self._drain(self._sample(self.plan.end_ts))
 
     def begin(self, first_pts: int) -> None:
-        """Start the audio at the first video frame's time."""
         if self.start is None:
             self.start = self._sample(first_pts)
             self._drain(self._sample(self.plan.end_ts))
 
-    def has_reached(self, pts: int) -> bool:
-        """Whether the decoded audio reaches one video frame past ``pts``."""
-        return self.latest >= self._sample(pts + self.plan.frame_ticks)
-
     def finish(self, first_pts: int | None, end_pts: int) -> None:
-        """Flush the decoder and encoder, ending the audio where the last frame ends."""
         self.feed(None)
         self.begin(_require_pts(first_pts))
         self._drain(self._sample(end_pts))
         for packet in self.out.encode(None):
             self.dst.mux(packet)
-
-    def _sample(self, pts: int) -> int:
-        return round(pts * self.plan.time_base * self.rate)
 
     def _drain(self, stop: int) -> None:
         """Encode pending samples before absolute sample ``stop``; keep the rest pending."""
