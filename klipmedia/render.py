@@ -178,6 +178,9 @@ def _backgrounds(background: str | Path | None, layout: Layout, fps: Fraction) -
         return
     info = probe(background)
     height = layout.height - layout.top_height
+    last: tuple[av.VideoFrame, Planes] | None = None
     for frame in looped_frames(background, info.duration, fps):
-        source = frame_planes(frame).rotated(info.rotation)
-        yield lay.cover(source, layout.width, height, sharp=False)
+        if last is None or last[0] is not frame:  # a held frame is scaled once
+            source = frame_planes(frame).rotated(info.rotation)
+            last = (frame, lay.cover(source, layout.width, height, sharp=False))
+        yield last[1]
