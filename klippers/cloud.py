@@ -868,16 +868,36 @@ TARGET_DOLLARS_PER_HOUR = 0.35
 LATENCY_HEADROOM = 0.75
 """:func:`recommend` keeps the modelled wall time within this share of the target."""
 
-# Fargate CPU (vCPU) -> (minimum, maximum, step) memory in GB.
-FARGATE_SIZES: Mapping[float, tuple[float, float, float]] = {
-    0.25: (0.5, 2.0, 0.5),
-    0.5: (1.0, 4.0, 1.0),
-    1.0: (2.0, 8.0, 1.0),
-    2.0: (4.0, 16.0, 1.0),
-    4.0: (8.0, 30.0, 1.0),
-    8.0: (16.0, 60.0, 4.0),
-    16.0: (32.0, 120.0, 8.0),
+
+def _gb(low: int, high: int, step: int) -> tuple[float, ...]:
+    return tuple(float(m) for m in range(low, high + 1, step))
+
+
+# Fargate CPU (vCPU) -> the memory sizes (GB) it allows (the one table; infra uses it too).
+FARGATE_SIZES: Mapping[float, tuple[float, ...]] = {
+    0.25: (0.5, 1.0, 2.0),
+    0.5: _gb(1, 4, 1),
+    1.0: _gb(2, 8, 1),
+    2.0: _gb(4, 16, 1),
+    4.0: _gb(8, 30, 1),
+    8.0: _gb(16, 60, 4),
+    16.0: _gb(32, 120, 8),
 }
+
+
+def fargate_size_problem(vcpu: float, memory_gb: float) -> str | None:
+    """Why Fargate refuses ``vcpu`` with ``memory_gb``, or None when it allows them."""
+    if vcpu not in FARGATE_SIZES:
+        allowed = ", ".join(f"{v:g}" for v in FARGATE_SIZES)
+        return f"vCPU must be one of {allowed} (got {vcpu:g})"
+    choices = FARGATE_SIZES[vcpu]
+    if memory_gb not in choices:
+        listed = ", ".join(f"{m:g}" for m in choices)
+        return (
+            f"{vcpu:g} vCPU takes {choices[0]:g} to {choices[-1]:g} GB: {listed} "
+            f"(got {memory_gb:g})"
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -888,16 +908,9 @@ class TaskSize:
     memory_gb: float
 
     def __post_init__(self) -> None:
-        if self.vcpu not in FARGATE_SIZES:
-            allowed = ", ".join(f"{v:g}" for v in FARGATE_SIZES)
-            raise CloudInputError(f"vCPU must be one of {allowed} (got {self.vcpu:g})")
-        low, high, step = FARGATE_SIZES[self.vcpu]
-        steps = (self.memory_gb - low) / step
-        if not low <= self.memory_gb <= high or abs(steps - round(steps)) > 1e-9:
-            raise CloudInputError(
-                f"{self.vcpu:g} vCPU takes {low:g} to {high:g} GB in steps of {step:g} "
-                f"(got {self.memory_gb:g})"
-            )
+        problem = fargate_size_problem(self.vcpu, self.memory_gb)
+        if problem is not None:
+            raise CloudInputError(problem)
 
     @property
     def cpu_units(self) -> int:
@@ -925,9 +938,8 @@ def smallest_size(vcpu: float, memory_need_gb: float) -> TaskSize:
     """The least memory Fargate allows with ``vcpu`` that covers ``memory_need_gb``."""
     if vcpu not in FARGATE_SIZES:
         TaskSize(vcpu, 1.0)  # raises the readable error
-    low, high, step = FARGATE_SIZES[vcpu]
-    memory = max(low, low + math.ceil((memory_need_gb - low) / step) * step)
-    if memory > high:
+    memory = next((m for m in FARGATE_SIZES[vcpu] if m >= memory_need_gb), None)
+    if memory is None:
         raise CloudInputError(f"{vcpu:g} vCPU cannot have {memory_need_gb:g} GB")
     return TaskSize(vcpu, memory)
 

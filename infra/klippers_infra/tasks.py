@@ -5,18 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from klippers.cloud import FARGATE_SIZES, fargate_size_problem
 from klippers.contract import ENV_BUCKET, ENV_LOG_FORMAT
 
-# Fargate's allowed memory (MiB) for each CPU size (CPU units): (lowest, highest, step).
-FARGATE_MEMORY = {
-    256: (512, 2048, None),
-    512: (1024, 4096, 1024),
-    1024: (2048, 8192, 1024),
-    2048: (4096, 16384, 1024),
-    4096: (8192, 30720, 1024),
-    8192: (16384, 61440, 4096),
-    16384: (32768, 122880, 8192),
-}
 MIN_EPHEMERAL_GIB = 21
 MAX_EPHEMERAL_GIB = 200
 STOP_TIMEOUT_SECONDS = 120
@@ -31,18 +22,12 @@ class TaskSize:
     ephemeral_gib: int
 
     def __post_init__(self) -> None:
-        if self.cpu not in FARGATE_MEMORY:
-            allowed = ", ".join(map(str, FARGATE_MEMORY))
+        if self.cpu / 1024 not in FARGATE_SIZES:
+            allowed = ", ".join(str(round(v * 1024)) for v in FARGATE_SIZES)
             raise ValueError(f"cpu: Fargate allows {allowed} CPU units (got {self.cpu})")
-        low, high, step = FARGATE_MEMORY[self.cpu]
-        fits = low <= self.memory <= high and (
-            self.memory in (512, 1024, 2048) if step is None else (self.memory - low) % step == 0
-        )
-        if not fits:
-            raise ValueError(
-                f"memory: {self.memory} MiB is not a Fargate size for {self.cpu} CPU units "
-                f"({low}-{high} MiB in steps of {step or 'powers of two'})"
-            )
+        problem = fargate_size_problem(self.cpu / 1024, self.memory / 1024)
+        if problem is not None:
+            raise ValueError(f"memory: {self.memory} MiB is not a Fargate size: {problem}")
         if not MIN_EPHEMERAL_GIB <= self.ephemeral_gib <= MAX_EPHEMERAL_GIB:
             raise ValueError(
                 f"ephemeral_gib: must be from {MIN_EPHEMERAL_GIB} to {MAX_EPHEMERAL_GIB} "

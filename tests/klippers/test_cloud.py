@@ -669,6 +669,9 @@ def test_fargate_sizes_are_validated_and_billed_for_at_least_a_minute() -> None:
         cloud.TaskSize(3, 8)
     with pytest.raises(cloud.CloudInputError, match="16 vCPU takes 32 to 120 GB"):
         cloud.TaskSize(16, 4)
+    with pytest.raises(cloud.CloudInputError, match=r"0\.25 vCPU takes 0\.5 to 2 GB"):
+        cloud.TaskSize(0.25, 1.5)  # Fargate offers 0.5, 1 and 2 GB only
+    assert cloud.smallest_size(0.25, 1.2) == cloud.TaskSize(0.25, 2)
     assert cloud.smallest_size(2, 4.5) == cloud.TaskSize(2, 5)
     assert cloud.smallest_size(8, 3) == cloud.TaskSize(8, 16)
     size = cloud.TaskSize(1, 2)
