@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import av
 
 from klipmedia.errors import KlipmediaError
+from klipmedia.frames import reformat
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ class HaarFaceDetector:
         """
         width = min(self.width, frame.width) // 2 * 2
         height = max(round(frame.height * width / frame.width) // 2 * 2, 2)
-        gray = frame.reformat(width=width, height=height, format="gray").to_ndarray()
+        gray = reformat(frame, width, height, format="gray").to_ndarray()
         sx, sy = frame.width / width, frame.height / height
         smallest, largest = _MIN_WINDOW, max(int(height * self.max_height), _MIN_WINDOW + 1)
         x0 = y0 = 0

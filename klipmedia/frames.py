@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -75,6 +77,36 @@ def frame_planes(frame: av.VideoFrame) -> Planes:
     if frame.format.name not in YUV_FORMATS:
         frame = frame.reformat(format="yuv420p")
     return Planes(plane_view(frame, 0), plane_view(frame, 1), plane_view(frame, 2))
+
+
+_SCALERS_PER_THREAD = 8
+_scalers = threading.local()
+
+
+def reformat(
+    frame: av.VideoFrame,
+    width: int,
+    height: int,
+    format: str = "yuv420p",
+    interpolation: av.video.reformatter.Interpolation | None = None,
+) -> av.VideoFrame:
+    """``frame`` scaled to ``width`` x ``height`` in ``format``, by a reused scaler.
+
+    ``VideoFrame.reformat`` builds a new libswscale context on every call, which
+    costs more than the scaling itself; contexts are kept here per thread (they
+    are not thread-safe) and per geometry.
+    """
+    cache: OrderedDict[tuple[object, ...], av.video.reformatter.VideoReformatter]
+    cache = getattr(_scalers, "cache", None) or OrderedDict()
+    _scalers.cache = cache
+    key = (frame.width, frame.height, frame.format.name, width, height, format, interpolation)
+    scaler = cache.pop(key, None) or av.video.reformatter.VideoReformatter()
+    cache[key] = scaler
+    if len(cache) > _SCALERS_PER_THREAD:
+        cache.popitem(last=False)
+    return scaler.reformat(
+        frame, width=width, height=height, format=format, interpolation=interpolation
+    )
 
 
 def planes_to_frame(planes: Planes) -> av.VideoFrame:

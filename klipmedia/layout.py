@@ -11,7 +11,7 @@ import numpy as np
 
 from klipmedia.crop import Window, place_window, window_size
 from klipmedia.errors import KlipmediaError
-from klipmedia.frames import Planes, frame_planes, planes_to_frame
+from klipmedia.frames import Planes, frame_planes, planes_to_frame, reformat
 
 LayoutKind = Literal["stacked", "full", "blurred"]
 LAYOUT_KINDS: tuple[LayoutKind, ...] = ("stacked", "full", "blurred")
@@ -79,10 +79,8 @@ def scale(planes: Planes, width: int, height: int, sharp: bool = True) -> Planes
         interpolation = _UPSCALE
     else:
         interpolation = _DOWNSCALE
-    frame = planes_to_frame(planes).reformat(
-        width=width, height=height, interpolation=interpolation
-    )
-    return frame_planes(frame)
+    scaled = reformat(planes_to_frame(planes), width, height, interpolation=interpolation)
+    return frame_planes(scaled)
 
 
 def cover(planes: Planes, width: int, height: int, sharp: bool = True) -> Planes:

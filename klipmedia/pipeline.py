@@ -67,7 +67,7 @@ class Prefetcher(Generic[T]):
 
 
 @contextmanager
-def prefetched(source: Iterator[T], depth: int = 4) -> Iterator[Iterator[T]]:
+def prefetched(source: Iterator[T], depth: int = 12) -> Iterator[Iterator[T]]:
     """Iterate ``source`` through a :class:`Prefetcher`, stopping its thread on exit."""
     prefetcher = Prefetcher(source, depth)
     try:

@@ -97,9 +97,11 @@ def render_short(
         prefetched(panels) as panel_frames,
         prefetched(backgrounds) as background_frames,
     ):
+        # One output frame serves every index: x264 copies each picture as it is sent,
+        # and the panels cover the whole frame, so nothing of the last picture shows.
+        frame = av.VideoFrame(layout.width, layout.height, "yuv420p")
+        planes = frame_planes(frame)
         for index, pasted in enumerate(panel_frames):
-            frame = av.VideoFrame(layout.width, layout.height, "yuv420p")
-            planes = frame_planes(frame)
             for top, panel in pasted:
                 lay.paste(planes, panel, top)
             if layout.kind == "stacked" and background is not None:
