@@ -46,6 +46,7 @@ import numpy.typing as npt
 from av.codec.context import Flags
 from av.video.frame import PictureType
 
+from klipmedia.audio import AAC_FRAME, aac_copyable
 from klipmedia.errors import CutRangeError, NoVideoStreamError, UnreadableMediaError
 from klipmedia.io import atomic_path
 from klipmedia.probe import open_media, stream_fps
@@ -58,9 +59,6 @@ if TYPE_CHECKING:
 
 AUDIO_LEAD_SECONDS = 1.0
 """Decoded audio older than this before ``start`` is dropped while the first frame is unknown."""
-
-AAC_FRAME = 1024
-"""Samples per AAC-LC frame (packet)."""
 
 _SPS, _PPS = 7, 8
 _X264_PROFILES = {66: "baseline", 77: "main", 100: "high"}
@@ -213,7 +211,7 @@ def _plan(container: av.container.InputContainer, path: Path, start: float, end:
         time_base=time_base,
         fps=fps,
         copyable=_copyable(video),
-        audio="none" if audio is None else "copy" if _aac_copyable(audio) else "reencode",
+        audio="none" if audio is None else "copy" if aac_copyable(audio) else "reencode",
         preroll_ts=math.ceil(Fraction(preroll) / time_base),
     )
 
@@ -242,19 +240,6 @@ def _copyable(video: av.video.stream.VideoStream) -> bool:
         and len(extradata) > 6
         and extradata[0] == 1
         and extradata[4] & 3 == 3
-    )
-
-
-def _aac_copyable(audio: av.audio.stream.AudioStream) -> bool:
-    """AAC-LC timed in samples (MP4/MOV): its packets can be copied and cut on the sample."""
-    ctx = audio.codec_context
-    return (
-        ctx.name == "aac"
-        and ctx.profile == "LC"
-        and bool(ctx.extradata)
-        and ctx.sample_rate > 0
-        and _audio_frame_size(audio) == AAC_FRAME
-        and audio.time_base == Fraction(1, ctx.sample_rate)
     )
 
 
@@ -695,7 +680,7 @@ class _AudioWriter(ABC):
 class _AudioCopier(_AudioWriter):
     """Copy the AAC packets from one frame of pre-roll before the cut to its end.
 
-    Packet timestamps are in samples (see :func:`_aac_copyable`); they are shifted so
+    Packet timestamps are in samples (see :func:`klipmedia.audio.aac_copyable`); they are shifted so
     the sample under the first video frame is at 0. The pre-roll packet then starts at
     a negative time, and the last packet's duration is cut to the video's end: the MP4
     muxer turns both into the edit list.

@@ -8,14 +8,18 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import av
 import av.container
 
-from klipmedia.audio import LAYOUT, RATE
+from klipmedia.audio import LAYOUT, RATE, AacCopy
 from klipmedia.errors import KlipmediaError, RenderError
 
 log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    Packet: TypeAlias = av.Packet[Any]
 
 
 @dataclass(frozen=True)
@@ -50,10 +54,19 @@ class EncodeSettings:
 
 
 class Mp4Writer:
-    """Encode frames to an MP4; audio frames are interleaved by the caller."""
+    """Encode frames to an MP4; the caller interleaves the audio with :meth:`write_audio`.
+
+    ``audio`` is either AAC packets to copy or PCM frames to encode to AAC.
+    """
 
     def __init__(
-        self, path: Path, width: int, height: int, fps: Fraction, settings: EncodeSettings
+        self,
+        path: Path,
+        width: int,
+        height: int,
+        fps: Fraction,
+        settings: EncodeSettings,
+        audio: AacCopy | Iterator[av.AudioFrame],
     ) -> None:
         self.fps = fps
         self._container: av.container.OutputContainer = av.open(
@@ -72,10 +85,16 @@ class Mp4Writer:
         video.codec_context.color_trc = 1  # BT.709
         video.codec_context.color_range = av.video.reformatter.ColorRange.MPEG
         self._video = video
-        audio = self._container.add_stream("aac", rate=RATE)
-        audio.layout = LAYOUT
-        audio.bit_rate = settings.audio_bitrate
-        self._audio = audio
+        self._copied: Iterator[Packet] | None = None
+        self._frames: Iterator[av.AudioFrame] | None = None
+        if isinstance(audio, AacCopy):
+            self._audio = self._container.add_stream_from_template(audio.stream)
+            self._copied = iter(audio.packets)
+        else:
+            self._audio = self._container.add_stream("aac", rate=RATE)
+            self._audio.layout = LAYOUT
+            self._audio.bit_rate = settings.audio_bitrate
+            self._frames = audio
         self._audio_end = 0.0
 
     def write_video(self, frame: av.VideoFrame, index: int) -> None:
@@ -84,20 +103,34 @@ class Mp4Writer:
         frame.time_base = self._video.codec_context.time_base
         self._container.mux(self._video.encode(frame))
 
-    def write_audio(self, frames: Iterator[av.AudioFrame], until: float) -> None:
-        """Encode audio frames from ``frames`` until the audio reaches ``until`` seconds."""
+    def write_audio(self, until: float) -> None:
+        """Write the audio until it reaches ``until`` seconds."""
         while self._audio_end < until:
-            frame = next(frames, None)
-            if frame is None:
-                self._audio_end = float("inf")
-                return
-            self._container.mux(self._audio.encode(frame))
-            self._audio_end = ((frame.pts or 0) + frame.samples) / RATE
+            end = self._write_next_audio()
+            self._audio_end = float("inf") if end is None else end
+
+    def _write_next_audio(self) -> float | None:
+        """Write one packet or frame; return where the audio now ends (None: it has ended)."""
+        if self._copied is not None:
+            packet = next(self._copied, None)
+            if packet is None or packet.pts is None or packet.time_base is None:
+                return None
+            end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+            packet.stream = self._audio
+            self._container.mux(packet)
+            return end
+        assert self._frames is not None
+        frame = next(self._frames, None)
+        if frame is None:
+            return None
+        self._container.mux(self._audio.encode(frame))
+        return ((frame.pts or 0) + frame.samples) / RATE
 
     def close(self) -> None:
         """Flush both encoders and finish the file."""
         self._container.mux(self._video.encode(None))
-        self._container.mux(self._audio.encode(None))
+        if self._frames is not None:
+            self._container.mux(self._audio.encode(None))
         self._container.close()
 
     def __enter__(self) -> Mp4Writer:

@@ -7,11 +7,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Literal
 
 import av
 
 from klipmedia import layout as lay
-from klipmedia.audio import RATE, aac_frames, source_samples
+from klipmedia.audio import RATE, aac_copy, aac_frames, source_samples
 from klipmedia.captions import Captions
 from klipmedia.crop import CropPath, place_window, window_size
 from klipmedia.encode import EncodeSettings, Mp4Writer
@@ -28,6 +29,9 @@ log = logging.getLogger(__name__)
 Panels = list[tuple[int, Planes]]
 """Pictures to paste into the output frame, each with its top row."""
 
+AudioMethod = Literal["copy", "reencode", "silence"]
+"""How a render wrote the audio track."""
+
 Progress = Callable[[int, int], None]
 """Called after each encoded frame with (frames done, frames in all)."""
 
@@ -41,6 +45,8 @@ class RenderResult:
     fps: Fraction
     width: int
     height: int
+    audio: AudioMethod
+    """"copy": the source's AAC packets; "reencode": its audio re-encoded; "silence": none."""
 
     @property
     def duration(self) -> float:
@@ -90,10 +96,12 @@ def render_short(
     fill_bottom = layout.kind == "stacked" and background is None
     panels = _panels(info, layout, crop_path or CropPath.center(), fps, count, fill_bottom)
     backgrounds = _backgrounds(background, layout, fps)
-    audio = aac_frames(source_samples(segment, info.start_time), round(count / fps * RATE))
     with (
+        aac_copy(segment, info.start_time, float(count / fps)) as copied,
         atomic_path(output) as temp,
-        Mp4Writer(temp, layout.width, layout.height, fps, encode) as writer,
+        Mp4Writer(
+            temp, layout.width, layout.height, fps, encode, audio=copied or _pcm(info, count, fps)
+        ) as writer,
         prefetched(panels) as panel_frames,
         prefetched(backgrounds) as background_frames,
     ):
@@ -108,11 +116,18 @@ def render_short(
                 lay.paste(planes, next(background_frames), layout.top_height)
             _draw_caption(timeline, planes, frame_time(index, fps))
             writer.write_video(frame, index)
-            writer.write_audio(audio, frame_time(index + 1, fps))
+            writer.write_audio(frame_time(index + 1, fps))
             if progress is not None:
                 progress(index + 1, count)
-        writer.write_audio(audio, float("inf"))
-    return RenderResult(Path(output), count, fps, layout.width, layout.height)
+        writer.write_audio(float("inf"))
+    audio: AudioMethod = "copy" if copied else "reencode" if info.has_audio else "silence"
+    log.info("rendered %s: audio %s", output, audio)
+    return RenderResult(Path(output), count, fps, layout.width, layout.height, audio)
+
+
+def _pcm(info: MediaInfo, count: int, fps: Fraction) -> Iterator[av.AudioFrame]:
+    """The source's audio (or silence) under the video, as frames for the AAC encoder."""
+    return aac_frames(source_samples(info.path, info.start_time), round(count / fps * RATE))
 
 
 def _captions(

@@ -69,7 +69,7 @@ def run_child(
         progress=progress,
     )
     storage.upload(result.path, key)
-    log.info("wrote %s (%.1f s)", storage.describe(key), result.duration)
+    log.info("wrote %s (%.1f s, audio %s)", storage.describe(key), result.duration, result.audio)
     return ChildResult(key, reused=False)
 
 

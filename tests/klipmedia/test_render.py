@@ -194,7 +194,9 @@ def test_audio_stays_in_sync_with_video(tmp_path: Path) -> None:
         duration=3.0,
         audio=media.tone(3.0, beeps=beeps),
     )
-    out = render(src, tmp_path / "o.mp4", layout="full").path
+    result = render(src, tmp_path / "o.mp4", layout="full")
+    assert result.audio == "copy"
+    out = result.path
     times, frames = media.decode_gray(out)
     flash_times = [t for t, f in zip(times, frames, strict=True) if f[960, 540] > 128]
     start, samples = media.decode_audio(out)
@@ -215,7 +217,9 @@ def test_audio_starting_late_keeps_its_offset(tmp_path: Path) -> None:
         audio=media.tone(1.8, beeps=beeps),
         audio_delay=0.2,
     )
-    out = render(src, tmp_path / "o.mp4", layout="full").path
+    result = render(src, tmp_path / "o.mp4", layout="full")
+    assert result.audio == "reencode"  # no AAC frame before the first video frame to copy
+    out = result.path
     times, frames = media.decode_gray(out)
     flash_times = [t for t, f in zip(times, frames, strict=True) if f[960, 540] > 128]
     start, samples = media.decode_audio(out)
@@ -223,6 +227,47 @@ def test_audio_starting_late_keeps_its_offset(tmp_path: Path) -> None:
     assert flash_times == pytest.approx([0.5, 1.3], abs=1 / 30)
     assert heard == pytest.approx(flash_times, abs=1 / 30)
     assert len(samples) / media.RATE == pytest.approx(2.0, abs=1 / 30)
+
+
+def _audio_packets(path: Path) -> list[tuple[int, bytes]]:
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        return [(p.pts or 0, bytes(p)) for p in container.demux(stream) if p.size]
+
+
+def test_aac_audio_is_copied_packet_for_packet(tmp_path: Path) -> None:
+    src = media.write_video(
+        tmp_path / "talk.mp4",
+        media.ramp(W, H),
+        width=W,
+        height=H,
+        duration=2.0,
+        audio=media.tone(2.0, beeps=[0.4, 1.2]),
+    )
+    result = render(src, tmp_path / "o.mp4")
+    assert result.audio == "copy"
+    source, copied = _audio_packets(src), _audio_packets(result.path)
+    assert copied[0][0] == -1024  # one frame of decoder pre-roll, dropped by the edit list
+    assert copied == source[: len(copied)]
+    _, samples = media.decode_audio(result.path)
+    assert len(samples) / media.RATE == pytest.approx(result.duration, abs=1024 / media.RATE)
+
+
+def test_audio_ending_before_the_video_is_padded_with_silence(tmp_path: Path) -> None:
+    src = media.write_video(
+        tmp_path / "short_audio.mp4",
+        media.ramp(W, H),
+        width=W,
+        height=H,
+        duration=2.0,
+        audio=media.tone(1.0),
+    )
+    result = render(src, tmp_path / "o.mp4")
+    assert result.audio == "reencode"
+    _, samples = media.decode_audio(result.path)
+    assert len(samples) / media.RATE == pytest.approx(2.0, abs=1 / 30)
+    assert np.abs(samples[: media.RATE // 2]).max() > 0.1
+    assert np.abs(samples[-media.RATE // 2 :]).max() < 0.01
 
 
 def test_rotated_source_is_rendered_upright(tmp_path: Path) -> None:
@@ -275,7 +320,9 @@ def test_source_without_audio_gets_a_silent_track(tmp_path: Path) -> None:
     src = media.write_video(
         tmp_path / "mute.mp4", media.ramp(W, H), width=W, height=H, duration=1.0
     )
-    out = render(src, tmp_path / "o.mp4").path
+    result = render(src, tmp_path / "o.mp4")
+    assert result.audio == "silence"
+    out = result.path
     info = klipmedia.probe(out)
     assert info.has_audio
     _, samples = media.decode_audio(out)

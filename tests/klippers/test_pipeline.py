@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import av
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -84,6 +85,20 @@ def test_klip_run_makes_the_whole_layout(local_run: tuple[Path, Any]) -> None:
         assert has_caption(short, 2.0)
     assert "gallery:" in result.output
     assert "shorts" in result.output
+
+
+def _aac_packets(path: Path) -> list[bytes]:
+    with av.open(str(path)) as container:
+        return [bytes(p) for p in container.demux(container.streams.audio[0]) if p.size]
+
+
+def test_shorts_carry_the_segments_audio_untouched(local_run: tuple[Path, Any]) -> None:
+    out, _ = local_run
+    ref = VideoRef("local", "talk-v1")
+    segment, short = out / ref.segment_video(1), out / ref.short_video(1)
+    copied = _aac_packets(short)
+    assert len(copied) > 100
+    assert copied == _aac_packets(segment)[: len(copied)]
 
 
 def test_gallery_lists_every_short(local_run: tuple[Path, Any]) -> None:
