@@ -65,11 +65,12 @@ def aac_copy(path: str | Path, start: float, duration: float) -> Iterator[AacCop
     """The AAC packets of ``path`` under ``[start, start + duration)`` seconds, to copy.
 
     Yields None when they cannot be copied sample-exactly: no audio, not AAC-LC timed
-    in samples, no pre-roll frame before ``start``, a gap, or audio ending early.
+    in samples, more than two channels (shorts are stereo), no pre-roll frame before
+    ``start``, a gap, or audio ending early.
     """
     with open_media(path) as container:
         audio = container.streams.audio[0] if container.streams.audio else None
-        if audio is None or not aac_copyable(audio):
+        if audio is None or not aac_copyable(audio) or audio.codec_context.channels > CHANNELS:
             yield None
             return
         rate = audio.codec_context.sample_rate

@@ -253,6 +253,22 @@ def test_aac_audio_is_copied_packet_for_packet(tmp_path: Path) -> None:
     assert len(samples) / media.RATE == pytest.approx(result.duration, abs=1024 / media.RATE)
 
 
+def test_surround_audio_is_mixed_down_to_stereo(tmp_path: Path) -> None:
+    stereo = media.tone(1.0)
+    src = media.write_video(
+        tmp_path / "surround.mp4",
+        media.ramp(W, H),
+        width=W,
+        height=H,
+        duration=1.0,
+        audio=np.concatenate([stereo, stereo, stereo]),
+    )
+    result = render(src, tmp_path / "o.mp4")
+    assert result.audio == "reencode"
+    with av.open(str(result.path)) as container:
+        assert container.streams.audio[0].codec_context.channels == 2
+
+
 def test_audio_ending_before_the_video_is_padded_with_silence(tmp_path: Path) -> None:
     src = media.write_video(
         tmp_path / "short_audio.mp4",

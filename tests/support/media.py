@@ -65,6 +65,9 @@ def tone(duration: float, freq: float = 440.0, beeps: Sequence[float] | None = N
     return np.stack([wave, wave]).astype(np.float32)  # type: ignore[return-value]
 
 
+_LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1"}
+
+
 def write_video(
     path: Path,
     make_frame: Callable[[int], Image],
@@ -81,7 +84,7 @@ def write_video(
     gop: int = 30,
     audio_delay: float = 0.0,
 ) -> Path:
-    """Encode frames (and optional stereo float32 audio at 48 kHz) into ``path``.
+    """Encode frames (and optional float32 audio at 48 kHz, 1, 2 or 6 channels) into ``path``.
 
     ``frame_times`` (seconds) gives a variable frame rate; otherwise frames are
     ``1/fps`` apart for ``duration``. ``audio_delay`` starts the audio track that
@@ -105,7 +108,7 @@ def write_video(
         stream_audio = None
         if audio is not None:
             stream_audio = container.add_stream("aac", rate=RATE)
-            stream_audio.layout = "stereo"
+            stream_audio.layout = _LAYOUTS[audio.shape[0]]
         for index, t in enumerate(times):
             frame = av.VideoFrame.from_ndarray(make_frame(index), format="rgb24")
             frame = frame.reformat(format=pix_fmt)
@@ -116,7 +119,9 @@ def write_video(
         if stream_audio is not None and audio is not None:
             for start in range(0, audio.shape[1], 1024):
                 chunk = np.ascontiguousarray(audio[:, start : start + 1024])
-                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+                frame = av.AudioFrame.from_ndarray(
+                    chunk, format="fltp", layout=_LAYOUTS[audio.shape[0]]
+                )
                 frame.sample_rate, frame.pts = RATE, start + round(audio_delay * RATE)
                 container.mux(stream_audio.encode(frame))
             container.mux(stream_audio.encode(None))
