@@ -7,6 +7,7 @@ run resumes where it stopped: the jobs skip what is already done.
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing
 import os
 import queue
@@ -140,22 +141,33 @@ def _config(storage: Storage, ref: VideoRef, options: RunOptions) -> ShortsConfi
     )
 
 
+def encoder_threads(cores: int, workers: int) -> int:
+    """x264 threads per render when ``workers`` renders share ``cores`` (0: x264's choice).
+
+    x264 alone takes 1.5 threads per core, and every thread holds pictures in memory;
+    side by side, the renders share that count instead of each taking all of it.
+    """
+    if workers <= 1:
+        return 0
+    return max(2, math.ceil(1.5 * cores / workers))
+
+
 def render_children(
     out: Path, ref: VideoRef, segments: list[int], options: RunOptions, events: Events
 ) -> dict[int, str]:
     """Render every short in worker processes; return the segments that failed for good."""
     if not segments:
         return {}
+    workers = max(1, min(options.workers, len(segments)))
+    threads = encoder_threads(os.cpu_count() or 1, workers)
     context = multiprocessing.get_context("spawn")
     manager = context.Manager()
     messages: queue.Queue[tuple[int, int, int]] = manager.Queue()
     failed: dict[int, str] = {}
-    with ProcessPoolExecutor(max_workers=max(1, options.workers), mp_context=context) as pool:
+    job = (str(out), ref.user_id, ref.video_id)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         attempts = {n: 0 for n in segments}
-        pending = {
-            pool.submit(child_worker, str(out), ref.user_id, ref.video_id, n, messages): n
-            for n in segments
-        }
+        pending = {pool.submit(child_worker, *job, n, threads, messages): n for n in segments}
         while pending:
             _drain(messages, events)
             done = [f for f in pending if f.done()]
@@ -167,9 +179,7 @@ def render_children(
                 retry = _settle(future, n, attempts, options.retry, events, failed)
                 if retry is not None:
                     time.sleep(retry)
-                    pending[
-                        pool.submit(child_worker, str(out), ref.user_id, ref.video_id, n, messages)
-                    ] = n
+                    pending[pool.submit(child_worker, *job, n, threads, messages)] = n
         _drain(messages, events)
     manager.shutdown()
     return failed
@@ -209,9 +219,14 @@ def _drain(messages: queue.Queue[tuple[int, int, int]], events: Events) -> None:
 
 
 def child_worker(
-    out: str, user: str, video: str, segment: int, messages: queue.Queue[tuple[int, int, int]]
+    out: str,
+    user: str,
+    video: str,
+    segment: int,
+    threads: int,
+    messages: queue.Queue[tuple[int, int, int]],
 ) -> bool:
-    """One child job in a worker process; True when the short was already there."""
+    """One child job in a worker process (x264 on ``threads``); True when the short was there."""
     from klippers.child import run_child
 
     def progress(done: int, total: int) -> None:
@@ -221,6 +236,11 @@ def child_worker(
     root = Path(out)
     with scratch(root / ".work") as folder:
         result = run_child(
-            VideoRef(user, video), segment, LocalStorage(root), Path(folder), progress=progress
+            VideoRef(user, video),
+            segment,
+            LocalStorage(root),
+            Path(folder),
+            encode=klipmedia.EncodeSettings(threads=threads),
+            progress=progress,
         )
     return result.reused

@@ -286,6 +286,31 @@ def test_audio_ending_before_the_video_is_padded_with_silence(tmp_path: Path) ->
     assert np.abs(samples[-media.RATE // 2 :]).max() < 0.01
 
 
+def _x264_settings(path: Path) -> dict[str, str]:
+    """The options x264 wrote into the stream (its SEI user data)."""
+    data = path.read_bytes()
+    start = data.index(b"x264 - core")
+    text = data[start : data.index(b"\x00", start)].decode("ascii", "replace")
+    options = text.split(" - options: ", 1)[1].split()
+    return dict(option.split("=", 1) for option in options if "=" in option)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 5])
+def test_x264_thread_count_is_honoured(ramp_clip: Path, tmp_path: Path, threads: int) -> None:
+    settings = EncodeSettings(preset="ultrafast", threads=threads)
+    out = render(ramp_clip, tmp_path / "o.mp4", encode=settings).path
+    assert _x264_settings(out)["threads"] == str(threads)
+
+
+def test_bad_encode_settings_are_refused() -> None:
+    with pytest.raises(klipmedia.KlipmediaError, match="threads"):
+        EncodeSettings(threads=-1)
+    with pytest.raises(klipmedia.KlipmediaError, match="preset"):
+        EncodeSettings(preset="turbo")
+    with pytest.raises(klipmedia.KlipmediaError, match="crf"):
+        EncodeSettings(crf=60)
+
+
 def test_rotated_source_is_rendered_upright(tmp_path: Path) -> None:
     src = media.write_video(
         tmp_path / "r.mp4", media.ramp(W, H), width=W, height=H, duration=0.5, rotation=90
