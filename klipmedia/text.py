@@ -120,11 +120,20 @@ class CaptionPainter:
         self._sprites: dict[tuple[tuple[str, ...], int | None], Sprite] = {}
         self._fonts: dict[int, ImageFont.FreeTypeFont] = {}  # per painter: FreeType faces
         # are not safe to share between threads rendering at the same time
+        self._widths: dict[tuple[int, str], float] = {}
+        self._layouts: dict[tuple[str, ...], tuple[int, list[list[int]]]] = {}
 
     def _font(self, size: int) -> ImageFont.FreeTypeFont:
         if size not in self._fonts:
             self._fonts[size] = _load_font(self.style.font_path, size)
         return self._fonts[size]
+
+    def _width(self, text: str, size: int) -> float:
+        """Advance width of ``text`` at ``size`` (each word is measured once per size)."""
+        key = (size, text)
+        if key not in self._widths:
+            self._widths[key] = self._font(size).getlength(text)
+        return self._widths[key]
 
     def paginate(self, captions: Captions) -> Captions:
         """Split events too long for ``max_lines`` at the smallest size into timed pages."""
@@ -158,13 +167,12 @@ class CaptionPainter:
 
     def _wrap(self, words: tuple[str, ...], size: int) -> list[list[int]] | None:
         """Greedy wrap into at most ``max_lines`` lines of word indices, or None."""
-        font = self._font(size)
-        space = font.getlength(" ")
+        space = self._width(" ", size)
         limit = self._max_width()
         lines: list[list[int]] = [[]]
         width = 0.0
         for index, word in enumerate(words):
-            w = font.getlength(word)
+            w = self._width(word, size)
             if w > limit:
                 return None
             if lines[-1] and width + space + w > limit:
@@ -199,37 +207,40 @@ class CaptionPainter:
             return balanced
         return greedy
 
-    def _layout(self, words: tuple[str, ...]) -> tuple[ImageFont.FreeTypeFont, list[list[int]]]:
-        fitted = self._fit(words)
-        if fitted is not None:
-            size, lines = fitted
-            return self._font(size), lines
-        # One word wider than the frame even at the minimum size: shrink until it fits.
-        font = self._font(self.style.min_font_size)
-        widest = max(font.getlength(w) for w in words)
+    def _layout(self, words: tuple[str, ...]) -> tuple[int, list[list[int]]]:
+        """Font size and lines of ``words`` (the same for every highlighted word)."""
+        if words not in self._layouts:
+            self._layouts[words] = self._fit(words) or self._shrunk(words)
+        return self._layouts[words]
+
+    def _shrunk(self, words: tuple[str, ...]) -> tuple[int, list[list[int]]]:
+        """One word wider than the frame even at the minimum size: shrink until it fits."""
+        widest = max(self._width(w, self.style.min_font_size) for w in words)
         size = max(8, int(self.style.min_font_size * self._max_width() / widest))
-        return self._font(size), [[i] for i in range(len(words))]
+        return size, [[i] for i in range(len(words))]
 
     def _render(self, event: CaptionEvent) -> Sprite:
         words = self._display_words(event.words)
-        font, lines = self._layout(words)
-        image = self._draw(words, event.highlight, font, lines)
+        size, lines = self._layout(words)
+        image = self._draw(words, event.highlight, size, lines)
         return self._place(image)
 
     def _draw(
         self,
         words: tuple[str, ...],
         highlight: int | None,
-        font: ImageFont.FreeTypeFont,
+        size: int,
         lines: list[list[int]],
     ) -> Image.Image:
         style = self.style
+        font = self._font(size)
         ascent, descent = font.getmetrics()
         line_height = round((ascent + descent) * _LINE_SPACING)
-        space = font.getlength(" ")
+        space = self._width(" ", size)
         pad = style.outline_width * 2 + 4
         widths = [
-            sum(font.getlength(words[i]) for i in line) + space * (len(line) - 1) for line in lines
+            sum(self._width(words[i], size) for i in line) + space * (len(line) - 1)
+            for line in lines
         ]
         canvas = Image.new("RGBA", (int(max(widths)) + 2 * pad, line_height * len(lines) + 2 * pad))
         draw = ImageDraw.Draw(canvas)
@@ -256,7 +267,7 @@ class CaptionPainter:
                     stroke_width=style.outline_width,
                     stroke_fill=style.outline_color,
                 )
-                x += font.getlength(words[i]) + space
+                x += self._width(words[i], size) + space
         return canvas
 
     def _place(self, image: Image.Image) -> Sprite:
@@ -336,8 +347,9 @@ def _sprite_from_rgba(rgba: npt.NDArray[np.uint8], x: int, y: int) -> Sprite:
 
 
 def _halve(plane: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    h, w = plane.shape
-    return np.asarray(plane.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3)), dtype=np.float32)
+    """The mean of each 2x2 block (even sizes)."""
+    total = plane[0::2, 0::2] + plane[1::2, 0::2] + plane[0::2, 1::2] + plane[1::2, 1::2]
+    return np.asarray(total * 0.25, dtype=np.float32)
 
 
 def blend(target: Planes, sprite: Sprite) -> None:
