@@ -6,6 +6,7 @@ its first frame, and it ends with the video.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,11 +28,19 @@ if TYPE_CHECKING:
 RATE = 48_000
 LAYOUT = "stereo"
 CHANNELS = 2
-FRAME_SIZE = 1024
 AAC_FRAME = 1024
-"""Samples per AAC-LC frame (packet)."""
+"""Samples per AAC-LC frame (packet), and per frame given to the AAC encoder."""
 
 Samples = npt.NDArray[np.float32]
+
+
+class CannotCopyAudio(Exception):
+    """The AAC packets cannot be copied sample-exactly; the caller re-encodes instead."""
+
+
+def audio_frame_size(audio: av.audio.stream.AudioStream) -> int:
+    """Samples per packet of ``audio`` (AAC's when the codec does not say)."""
+    return audio.codec_context.frame_size or AAC_FRAME
 
 
 def aac_copyable(audio: av.audio.stream.AudioStream) -> bool:
@@ -42,17 +51,70 @@ def aac_copyable(audio: av.audio.stream.AudioStream) -> bool:
         and ctx.profile == "LC"
         and bool(ctx.extradata)
         and ctx.sample_rate > 0
-        and (ctx.frame_size or AAC_FRAME) == AAC_FRAME
+        and audio_frame_size(audio) == AAC_FRAME
         and audio.time_base == Fraction(1, ctx.sample_rate)
     )
 
 
+def aac_packet_length(packet: Packet) -> int:
+    """An audio packet's duration (samples); copying cannot go on without it."""
+    if not packet.duration or packet.duration < 0:
+        raise CannotCopyAudio("an audio packet has no duration")
+    return packet.duration
+
+
+class AacSplice:
+    """AAC packets (timed in samples, see :func:`aac_copyable`) made to start at ``origin``.
+
+    Packets are added to ``pending`` in order. Released ones run without a gap from the
+    frame of decoder pre-roll before sample ``origin`` and are shifted so that ``origin``
+    is at 0: the pre-roll starts at a negative time and the last packet's duration is cut
+    to the stop, which the MP4 muxer turns into the edit list. ``next`` is the sample the
+    next released packet starts at. Raises :class:`CannotCopyAudio` when the packets do
+    not allow that.
+    """
+
+    def __init__(self, origin: int | None = None) -> None:
+        self.pending: deque[Packet] = deque()
+        self.origin = origin
+        self.next: int | None = None
+
+    def release(self, stop: int, *, final: bool) -> Iterator[Packet]:
+        """The pending packets that end by sample ``stop``, shifted.
+
+        ``final``: those that start before it, the last one shortened to end there;
+        the rest is dropped.
+        """
+        assert self.origin is not None, "release() before the origin is known"
+        while self.pending:
+            packet = self.pending[0]
+            pts, length = packet.pts, aac_packet_length(packet)
+            if pts is None:
+                raise CannotCopyAudio("an audio packet has no timestamp")
+            if self.next is None:
+                if pts + length <= self.origin - AAC_FRAME:
+                    self.pending.popleft()  # before the pre-roll frame
+                    continue
+                if pts > self.origin - AAC_FRAME:
+                    raise CannotCopyAudio("the audio starts after the first video frame")
+                self.next = pts
+            if pts != self.next:
+                raise CannotCopyAudio(f"the audio packets have a gap at sample {self.next}")
+            if pts >= stop or (not final and pts + length > stop):
+                break
+            self.pending.popleft()
+            self.next = pts + length
+            packet.duration = min(length, stop - pts)
+            packet.pts = packet.dts = pts - self.origin
+            yield packet
+        if final:
+            self.pending.clear()
+
+
 @dataclass(frozen=True)
 class AacCopy:
-    """A source's AAC packets under a video, timed in samples from its first frame.
+    """A source's AAC packets under a video, spliced by :class:`AacSplice` to start at 0.
 
-    The first packet is one frame of decoder pre-roll before 0 and the last one's
-    duration ends with the video; the MP4 muxer writes both into the edit list.
     ``stream`` (still open) is the template for the output's audio stream.
     """
 
@@ -74,41 +136,30 @@ def aac_copy(path: str | Path, start: float, duration: float) -> Iterator[AacCop
             yield None
             return
         rate = audio.codec_context.sample_rate
+        origin = round(start * rate)
         try:
-            packets = _packets_under(container.demux(audio), round(start * rate), duration * rate)
+            packets = _spliced(container.demux(audio), origin, origin + round(duration * rate))
         except av.FFmpegError as exc:
             raise UnreadableMediaError(f"{path}: cannot read the audio ({exc})") from exc
         yield None if packets is None else AacCopy(audio, packets)
 
 
-def _packets_under(
-    packets: Iterator[Packet], origin: int, length: float
-) -> tuple[Packet, ...] | None:
-    """Packets from the pre-roll frame to sample ``length``, shifted so ``origin`` is 0."""
-    stop = round(length)
-    kept: list[Packet] = []
-    expected: int | None = None
-    for packet in packets:
-        if packet.size == 0:
-            continue  # the demuxer's end-of-stream marker
-        if packet.pts is None or not packet.duration or packet.duration < 0:
-            return None
-        pts = packet.pts - origin
-        if pts >= stop:
-            break
-        if pts + packet.duration <= -AAC_FRAME:
-            continue  # before the pre-roll frame
-        if expected is None and pts > -AAC_FRAME:
-            return None  # no whole frame of pre-roll before the video's first frame
-        if expected is not None and pts != expected:
-            return None  # a gap or an overlap
-        expected = pts + packet.duration
-        packet.pts = packet.dts = pts
-        packet.duration = min(packet.duration, stop - pts)
-        kept.append(packet)
-    if expected is None or expected < stop:
+def _spliced(packets: Iterator[Packet], origin: int, stop: int) -> tuple[Packet, ...] | None:
+    """The packets from the pre-roll frame before ``origin`` to ``stop``, or None."""
+    splice = AacSplice(origin)
+    try:
+        for packet in packets:
+            if packet.size == 0:
+                continue  # the demuxer's end-of-stream marker
+            if packet.pts is not None and packet.pts >= stop:
+                break
+            splice.pending.append(packet)
+        kept = tuple(splice.release(stop, final=True))
+    except CannotCopyAudio:
+        return None
+    if splice.next is None or splice.next < stop:
         return None  # the audio ends before the video
-    return tuple(kept)
+    return kept
 
 
 def source_samples(path: str | Path, start: float) -> Iterator[Samples]:
@@ -148,7 +199,7 @@ def _float32(frame: av.AudioFrame) -> Samples:
 
 
 def aac_frames(chunks: Iterator[Samples], total: int) -> Iterator[av.AudioFrame]:
-    """Exactly ``total`` samples from ``chunks`` as frames of :data:`FRAME_SIZE` samples.
+    """Exactly ``total`` samples from ``chunks`` as frames of :data:`AAC_FRAME` samples.
 
     Missing samples at the end become silence; extra samples are dropped.
     """
@@ -157,7 +208,7 @@ def aac_frames(chunks: Iterator[Samples], total: int) -> Iterator[av.AudioFrame]
     emitted = 0
     exhausted = False
     while emitted < total:
-        want = min(FRAME_SIZE, total - emitted)
+        want = min(AAC_FRAME, total - emitted)
         while buffered < want and not exhausted:
             chunk = next(chunks, None)
             if chunk is None:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import logging
 import math
 from abc import ABC, abstractmethod
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -46,7 +45,14 @@ import numpy.typing as npt
 from av.codec.context import Flags
 from av.video.frame import PictureType
 
-from klipmedia.audio import AAC_FRAME, aac_copyable
+from klipmedia.audio import (
+    AAC_FRAME,
+    AacSplice,
+    CannotCopyAudio,
+    aac_copyable,
+    aac_packet_length,
+    audio_frame_size,
+)
 from klipmedia.errors import CutRangeError, NoVideoStreamError, UnreadableMediaError
 from klipmedia.io import atomic_path
 from klipmedia.probe import open_media, stream_fps
@@ -68,10 +74,6 @@ AudioMethod: TypeAlias = Literal["copy", "reencode", "none"]
 
 class _NeedsReencode(Exception):
     """Internal: the smart cut found a stream it cannot copy (open GOP)."""
-
-
-class _CannotCopyAudio(Exception):
-    """Internal: the AAC packets do not cover the cut without a gap."""
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,7 @@ def cut_segment(
             except _NeedsReencode as exc:
                 log.info("%s: %s; re-encoding the range instead", source, exc)
                 smart = False
-            except _CannotCopyAudio as exc:
+            except CannotCopyAudio as exc:
                 log.info("%s: %s; re-encoding the audio instead", source, exc)
                 copy_audio = False
             container.close()
@@ -203,7 +205,7 @@ def _plan(container: av.container.InputContainer, path: Path, start: float, end:
     preroll = 0.0
     if audio is not None and audio.codec_context.sample_rate:
         # two audio frames, so the frame before the one holding ``start`` is read too
-        preroll = frame + 2 * _audio_frame_size(audio) / audio.codec_context.sample_rate
+        preroll = frame + 2 * audio_frame_size(audio) / audio.codec_context.sample_rate
     return _Plan(
         start_ts=_ticks(start, time_base),
         end_ts=_ticks(end, time_base),
@@ -241,10 +243,6 @@ def _copyable(video: av.video.stream.VideoStream) -> bool:
         and extradata[0] == 1
         and extradata[4] & 3 == 3
     )
-
-
-def _audio_frame_size(audio: av.audio.stream.AudioStream) -> int:
-    return audio.codec_context.frame_size or AAC_FRAME
 
 
 # --- the cut -----------------------------------------------------------------------------
@@ -680,10 +678,8 @@ class _AudioWriter(ABC):
 class _AudioCopier(_AudioWriter):
     """Copy the AAC packets from one frame of pre-roll before the cut to its end.
 
-    Packet timestamps are in samples (see :func:`klipmedia.audio.aac_copyable`); they are shifted so
-    the sample under the first video frame is at 0. The pre-roll packet then starts at
-    a negative time, and the last packet's duration is cut to the video's end: the MP4
-    muxer turns both into the edit list.
+    An :class:`~klipmedia.audio.AacSplice` shifts them so the sample under the first
+    video frame is at 0 and cuts the last one's duration to the video's end.
     """
 
     def __init__(
@@ -692,66 +688,33 @@ class _AudioCopier(_AudioWriter):
         super().__init__(audio, plan)
         self.dst = dst
         self.out = dst.add_stream_from_template(audio)
-        self.pending: deque[_Packet] = deque()
-        self.origin: int | None = None
-        self.next: int | None = None
+        self.splice = AacSplice()
         self.floor = self._sample(plan.start_ts - plan.frame_ticks) - 2 * AAC_FRAME
         self.hold = self._sample(plan.end_ts - 2 * plan.frame_ticks)
 
     def feed(self, packet: _Packet) -> None:
-        end = _require_pts(packet.pts) + _length(packet)
+        end = _require_pts(packet.pts) + aac_packet_length(packet)
         self.latest = max(self.latest, end)
         if end > self.floor:
-            self.pending.append(packet)
-        if self.origin is not None:
+            self.splice.pending.append(packet)
+        if self.splice.origin is not None:
             self._release(self.hold, final=False)
 
     def begin(self, first_pts: int) -> None:
-        if self.origin is None:
-            self.origin = self._sample(first_pts)
+        if self.splice.origin is None:
+            self.splice.origin = self._sample(first_pts)
             self._release(self.hold, final=False)
 
     def finish(self, first_pts: int | None, end_pts: int) -> None:
         self.begin(_require_pts(first_pts))
         self._release(self._sample(end_pts), final=True)
-        if self.next is None:
-            raise _CannotCopyAudio("no audio packet lies under the cut")
+        if self.splice.next is None:
+            raise CannotCopyAudio("no audio packet lies under the cut")
 
     def _release(self, stop: int, *, final: bool) -> None:
-        """Mux the pending packets that end by sample ``stop``.
-
-        ``final``: those that start before it, the last one shortened to end there.
-        """
-        assert self.origin is not None
-        while self.pending:
-            packet = self.pending[0]
-            pts, length = _require_pts(packet.pts), _length(packet)
-            if self.next is None:
-                if pts + length <= self.origin - AAC_FRAME:
-                    self.pending.popleft()  # before the pre-roll frame
-                    continue
-                if pts > self.origin - AAC_FRAME:
-                    raise _CannotCopyAudio("the audio starts after the cut's first frame")
-                self.next = pts
-            if pts != self.next:
-                raise _CannotCopyAudio(f"the audio packets have a gap at sample {self.next}")
-            if pts >= stop or (not final and pts + length > stop):
-                break
-            self.pending.popleft()
-            self.next = pts + length
-            packet.duration = min(length, stop - pts)
-            packet.pts = packet.dts = pts - self.origin
+        for packet in self.splice.release(stop, final=final):
             packet.stream = self.out
             self.dst.mux(packet)
-        if final:
-            self.pending.clear()
-
-
-def _length(packet: _Packet) -> int:
-    """An audio packet's duration (samples); copying cannot go on without it."""
-    if not packet.duration or packet.duration < 0:
-        raise _CannotCopyAudio("an audio packet has no duration")
-    return packet.duration
 
 
 class _AudioTrimmer(_AudioWriter):
