@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -96,16 +96,14 @@ class Mp4Writer:
         video.codec_context.color_trc = 1  # BT.709
         video.codec_context.color_range = av.video.reformatter.ColorRange.MPEG
         self._video = video
-        self._copied: Iterator[Packet] | None = None
-        self._frames: Iterator[av.AudioFrame] | None = None
         if isinstance(audio, AacCopy):
             self._audio = self._container.add_stream_from_template(audio.stream)
-            self._copied = iter(audio.packets)
+            self._audio_ends = self._copy_audio(audio.packets)
         else:
             self._audio = self._container.add_stream("aac", rate=RATE)
             self._audio.layout = LAYOUT
             self._audio.bit_rate = settings.audio_bitrate
-            self._frames = audio
+            self._audio_ends = self._encode_audio(audio)
         self._audio_end = 0.0
 
     def write_video(self, frame: av.VideoFrame, index: int) -> None:
@@ -117,31 +115,27 @@ class Mp4Writer:
     def write_audio(self, until: float) -> None:
         """Write the audio until it reaches ``until`` seconds."""
         while self._audio_end < until:
-            end = self._write_next_audio()
-            self._audio_end = float("inf") if end is None else end
+            self._audio_end = next(self._audio_ends, float("inf"))
 
-    def _write_next_audio(self) -> float | None:
-        """Write one packet or frame; return where the audio now ends (None: it has ended)."""
-        if self._copied is not None:
-            packet = next(self._copied, None)
-            if packet is None or packet.pts is None or packet.time_base is None:
-                return None
-            end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+    def _copy_audio(self, packets: Iterable[Packet]) -> Iterator[float]:
+        """Mux the packets one by one, yielding where the audio ends after each."""
+        for packet in packets:
+            end = float(((packet.pts or 0) + (packet.duration or 0)) * (packet.time_base or 0))
             packet.stream = self._audio
             self._container.mux(packet)
-            return end
-        assert self._frames is not None
-        frame = next(self._frames, None)
-        if frame is None:
-            return None
-        self._container.mux(self._audio.encode(frame))
-        return ((frame.pts or 0) + frame.samples) / RATE
+            yield end
+
+    def _encode_audio(self, frames: Iterator[av.AudioFrame]) -> Iterator[float]:
+        """Encode the frames one by one, yielding where the audio ends; then flush."""
+        for frame in frames:
+            self._container.mux(self._audio.encode(frame))
+            yield ((frame.pts or 0) + frame.samples) / RATE
+        self._container.mux(self._audio.encode(None))
 
     def close(self) -> None:
-        """Flush both encoders and finish the file."""
+        """Write the rest of the audio, flush the video encoder and finish the file."""
+        self.write_audio(float("inf"))
         self._container.mux(self._video.encode(None))
-        if self._frames is not None:
-            self._container.mux(self._audio.encode(None))
         self._container.close()
 
     def __enter__(self) -> Mp4Writer:

@@ -119,7 +119,6 @@ def render_short(
             writer.write_audio(frame_time(index + 1, fps))
             if progress is not None:
                 progress(index + 1, count)
-        writer.write_audio(float("inf"))
     audio: AudioMethod = "copy" if copied else "reencode" if info.has_audio else "silence"
     log.info("rendered %s: audio %s", output, audio)
     return RenderResult(Path(output), count, fps, layout.width, layout.height, audio)
