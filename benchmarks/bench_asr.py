@@ -76,7 +76,7 @@ class _Bench:
 
 def load_backend(backend: str, args: argparse.Namespace) -> _Bench:
     """Load ``backend`` with the offline tiny.en model."""
-    from klippers.transcribe import load_transcriber
+    from klippers.asr.transcribe import load_transcriber
     from tests.support.whisper_models import ct2_tiny_en_path, openai_tiny_en_checkpoint
 
     model = ct2_tiny_en_path() if backend == "faster-whisper" else openai_tiny_en_checkpoint()
@@ -137,8 +137,8 @@ def _report(results: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark and write its JSON figures."""
     sys.path.insert(0, str(ROOT))  # tests.support provides the clip and the offline models
-    from klippers.subtitles import write_atomic
-    from klippers.transcribe import DEFAULT_BACKEND, SAMPLE_RATE, decode_audio
+    from klippers.asr.subtitles import write_atomic
+    from klippers.asr.transcribe import DEFAULT_BACKEND, SAMPLE_RATE, decode_audio
     from tests.support.speech import speech_clip
 
     args = _parse_args(argv)

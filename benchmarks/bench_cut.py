@@ -31,9 +31,9 @@ import av
 import numpy as np
 
 from klipmedia.cut import CutSettings, cut_segment
-from klippers.audio_energy import loudness_per_second
-from klippers.highlights import select_highlights
-from klippers.transcript import Sentence, Transcript, Word
+from klippers.asr.loudness import loudness_per_second
+from klippers.asr.transcript import Sentence, Transcript, Word
+from klippers.selection.highlights import select_highlights
 
 CACHE = Path(".cache/bench-cut")
 WIDTH, HEIGHT, FPS, RATE = 1920, 1080, 30, 48_000

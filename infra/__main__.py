@@ -22,27 +22,25 @@ from klippers_infra import (
     Jobs,
     Pipeline,
     TaskNetwork,
-    TaskSize,
     Warehouse,
     child_spec,
     parent_spec,
+    task_size,
 )
 
 from klippers import statemachine
-from klippers.transcribe import DEFAULT_MODEL as DEFAULT_ASR_MODEL
+from klippers.contract import DEFAULT_ASR_MODEL
 
 config = pulumi.Config()
 existing_bucket = config.get("existingBucketName")
 disk_gib = config.get_int("ephemeralStorageGib") or 100
-parent_size = TaskSize(
+parent_size = task_size(
     cpu=config.get_int("parentCpu") or 16384,
     memory=config.get_int("parentMemory") or 65536,
-    ephemeral_gib=disk_gib,
 )
-child_size = TaskSize(
+child_size = task_size(
     cpu=config.get_int("childCpu") or 16384,
     memory=config.get_int("childMemory") or 65536,
-    ephemeral_gib=disk_gib,
 )
 max_concurrency = config.get_int("maxConcurrency") or statemachine.DEFAULT_MAX_CONCURRENCY
 parent_timeout = config.get_int("parentTimeoutSeconds") or (
@@ -74,8 +72,8 @@ jobs = Jobs(
     repository_arn=image.repository_arn,
     bucket_name=warehouse.bucket_name,
     bucket_arn=warehouse.bucket_arn,
-    parent=parent_spec(parent_size),
-    child=child_spec(child_size),
+    parent=parent_spec(parent_size, disk_gib),
+    child=child_spec(child_size, disk_gib),
     log_retention_days=log_retention_days,
 )
 pipeline = Pipeline(

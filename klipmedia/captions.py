@@ -11,17 +11,32 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+import srt  # type: ignore[import-untyped]
+
 from klipmedia.errors import CaptionError
 
 log = logging.getLogger(__name__)
 
-_TIMING = re.compile(
-    r"^\s*(\d{1,3}):(\d{1,2}):(\d{1,2})[,.](\d{1,3})\s*-->\s*"
-    r"(\d{1,3}):(\d{1,2}):(\d{1,2})[,.](\d{1,3})(?:\s+.*)?$"
-)
+_ARROW = re.compile(r" *-[ -] *> *")
+"""The arrow between a cue's start and end as ``srt`` reads it: ``-->``, ``- >`` or ``-- >``."""
+_TIMESTAMP = re.compile(r"\d+:[0-5]?\d:[0-5]?\d[,.]\d{3}")
+"""A well-formed cue time; ``srt`` also takes ``00:61:00``, ``00:00:01`` and ``,5`` (as 5 ms)."""
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
 _TAGS = re.compile(r"<[^>]*>|\{\\[^}]*\}")
-_SENTENCE_END = (".", "?", "!", "…")
+_SENTENCE_END = re.compile(r"[.!?…。！？][\"'”’)\]}»]*$")
+"""Terminal punctuation (Latin and CJK), optionally followed by closing quotes or brackets."""
 _CLAUSE_END = (",", ";", ":")
+
+
+def ends_sentence(text: str) -> bool:
+    """Whether ``text`` (a word or a sentence) ends with terminal punctuation.
+
+    Examples
+    --------
+    >>> ends_sentence("done.”"), ends_sentence("好。"), ends_sentence("and,")
+    (True, True, False)
+    """
+    return _SENTENCE_END.search(text.rstrip()) is not None
 
 
 class WordLike(Protocol):
@@ -145,47 +160,90 @@ class Captions:
 
 
 def parse_srt(text: str) -> list[CaptionEvent]:
-    """Parse SRT text into cues (in file order); raise :class:`CaptionError` naming the line."""
-    lines = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    cues: list[CaptionEvent] = []
-    i = 0
-    while i < len(lines):
-        if not lines[i].strip():
-            i += 1
-            continue
-        if lines[i].strip().isdigit() and i + 1 < len(lines) and lines[i + 1].strip():
-            i += 1  # the cue number
-        start, end = _parse_timing(lines[i], i + 1)
-        i += 1
-        body: list[str] = []
-        while i < len(lines) and lines[i].strip():
-            body.append(_TAGS.sub("", lines[i]).strip())
-            i += 1
-        words = tuple(" ".join(body).split())
-        if end <= start:
-            raise CaptionError(
-                f"SRT line {i}: cue ends ({end:.3f} s) before it starts ({start:.3f} s)"
-            )
-        if words:
-            cues.append(CaptionEvent(start, end, words))
+    """Parse SRT text into cues sorted by start; raise :class:`CaptionError` naming bad input.
+
+    Zero-length cues and cues without text are skipped.
+    """
+    text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    _check_timing_lines(text)
+    try:
+        subtitles = list(srt.parse(text))
+    except srt.SRTParseError as exc:
+        raise _unreadable(text, exc.expected_start) from exc
+    cues = [cue for sub in subtitles if (cue := _caption(sub)) is not None]
     return sorted(cues, key=lambda c: c.start)
 
 
-def _parse_timing(line: str, number: int) -> tuple[float, float]:
-    match = _TIMING.match(line)
-    if not match:
-        raise CaptionError(f"SRT line {number}: malformed timestamp line {line.strip()!r}")
-    h1, m1, s1, f1, h2, m2, s2, f2 = match.groups()
-    for minutes, secs in ((m1, s1), (m2, s2)):
-        if int(minutes) > 59 or int(secs) > 59:
-            raise CaptionError(
-                f"SRT line {number}: minutes/seconds out of range in {line.strip()!r}"
-            )
-    return _clock(h1, m1, s1, f1), _clock(h2, m2, s2, f2)
+def _check_timing_lines(text: str) -> None:
+    """Raise for any line with a cue arrow that is not ``start --> end`` with valid times."""
+    for number, line in enumerate(text.split("\n"), start=1):
+        if _ARROW.search(line) and not _is_timing_line(line):
+            raise _malformed(number, line)
 
 
-def _clock(hours: str, minutes: str, secs: str, fraction: str) -> float:
-    return int(hours) * 3600 + int(minutes) * 60 + int(secs) + int(fraction.ljust(3, "0")) / 1000
+def _is_timing_line(line: str) -> bool:
+    start, rest = _ARROW.split(line.strip(), maxsplit=1)
+    end = (rest.split() or [""])[0]  # anything after the end time is cue settings
+    return bool(_TIMESTAMP.fullmatch(start) and _TIMESTAMP.fullmatch(end))
+
+
+def _unreadable(text: str, offset: int) -> CaptionError:
+    """The error for the block at ``offset`` that ``srt`` could not read as a cue."""
+    first = text.count("\n", 0, offset)
+    lines = text.split("\n")
+    number = first + _timing_index(lines[first:])
+    return _malformed(number + 1, lines[number])
+
+
+def _malformed(number: int, line: str) -> CaptionError:
+    return CaptionError(
+        f"SRT line {number}: malformed timestamp line {line.strip()!r}"
+        " (expected e.g. '00:00:01,000 --> 00:00:02,500')"
+    )
+
+
+def _timing_index(lines: Sequence[str]) -> int:
+    """Index of a block's timing line: its first line neither blank nor a bare cue number."""
+    filled = [i for i, line in enumerate(lines) if line.strip()]
+    return next((i for i in filled if not lines[i].strip().isdigit()), filled[0])
+
+
+def _caption(sub: srt.Subtitle) -> CaptionEvent | None:
+    """The caption for one parsed cue; None when it has no text or no duration."""
+    name = _cue_name(sub)
+    stray = _stray_line(sub.content)
+    if stray is not None:
+        raise CaptionError(
+            f"SRT {name}: cannot read {stray!r} in its text as a new cue"
+            " (malformed timestamp line, or no blank line before it?)"
+        )
+    if sub.end < sub.start:
+        raise CaptionError(f"SRT {name} ends before it starts")
+    if sub.end == sub.start:
+        log.warning("skipping zero-length SRT %s", name)
+        return None
+    words = tuple(_TAGS.sub("", sub.content).split())
+    if not words:
+        return None
+    return CaptionEvent(sub.start.total_seconds(), sub.end.total_seconds(), words)
+
+
+def _cue_name(sub: srt.Subtitle) -> str:
+    timing = " --> ".join(srt.timedelta_to_srt_timestamp(t) for t in (sub.start, sub.end))
+    return f"cue ({timing})" if sub.index is None else f"cue {sub.index} ({timing})"
+
+
+def _stray_line(content: str) -> str | None:
+    """A line of another cue that ``srt`` folded into this cue's text, if any.
+
+    ``srt`` appends a block it cannot read as a cue to the previous cue's text after a
+    blank line, and a cue that lacks the blank line before it likewise.
+    """
+    paragraphs = _BLANK_LINE.split(content.strip(), maxsplit=1)
+    if len(paragraphs) > 1:
+        lines = paragraphs[1].split("\n")
+        return lines[_timing_index(lines)].strip()
+    return next((line.strip() for line in content.split("\n") if _ARROW.search(line)), None)
 
 
 def _read_source(source: str | Path) -> str:
@@ -247,7 +305,7 @@ def _breaks_after(
     return (
         len(group) >= max_words
         or word.start - last.end > max_gap
-        or last.text.endswith(_SENTENCE_END)
+        or ends_sentence(last.text)
         or (len(group) >= 2 and last.text.endswith(_CLAUSE_END))
     )
 

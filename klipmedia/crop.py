@@ -71,7 +71,8 @@ class CropPath:
         return c0 + (c1 - c0) * (t - t0) / (t1 - t0)
 
 
-def _even(value: float | Fraction) -> int:
+def _floor_even(value: float | Fraction) -> int:
+    """The largest even integer not above ``value`` (for non-negative values)."""
     return int(value) // 2 * 2
 
 
@@ -79,10 +80,10 @@ def window_size(src_width: int, src_height: int, aspect: Fraction) -> tuple[int,
     """The largest even-sized window of ``aspect`` (width/height) that fits the source."""
     if src_width < 2 or src_height < 2:
         raise KlipmediaError(f"source {src_width}x{src_height} is too small to crop")
-    width = _even(src_height * aspect)
+    width = _floor_even(src_height * aspect)
     if width <= src_width:
-        return max(width, 2), _even(src_height)
-    return _even(src_width), max(_even(src_width / aspect), 2)
+        return max(width, 2), _floor_even(src_height)
+    return _floor_even(src_width), max(_floor_even(src_width / aspect), 2)
 
 
 def place_window(src_width: int, src_height: int, size: tuple[int, int], center: float) -> Window:
@@ -92,6 +93,6 @@ def place_window(src_width: int, src_height: int, size: tuple[int, int], center:
     """
     width, height = size
     x = round(center * src_width - width / 2)
-    x = _even(min(max(x, 0), src_width - width))
-    y = _even((src_height - height) / 2)
+    x = _floor_even(min(max(x, 0), src_width - width))
+    y = _floor_even((src_height - height) / 2)
     return Window(x, y, width, height)

@@ -23,7 +23,8 @@ _BLUR_FACTOR = 12
 _BLUR_DIM = 0.6
 
 
-def _even(value: float) -> int:
+def _round_even(value: float) -> int:
+    """The even integer nearest to ``value``, at least 2."""
     return max(2, round(value) // 2 * 2)
 
 
@@ -59,7 +60,7 @@ class Layout:
     @property
     def top_height(self) -> int:
         """Height of the speaker panel (the whole height unless stacked)."""
-        return _even(self.height * self.split) if self.kind == "stacked" else self.height
+        return _round_even(self.height * self.split) if self.kind == "stacked" else self.height
 
     @property
     def crop_aspect(self) -> Fraction:
@@ -92,7 +93,8 @@ def cover(planes: Planes, width: int, height: int, sharp: bool = True) -> Planes
 
 def blurred(planes: Planes, width: int, height: int) -> Planes:
     """A dimmed, blurred copy covering ``width`` x ``height`` (downscale then upscale)."""
-    small = cover(planes, _even(width / _BLUR_FACTOR), _even(height / _BLUR_FACTOR), sharp=False)
+    small_w, small_h = _round_even(width / _BLUR_FACTOR), _round_even(height / _BLUR_FACTOR)
+    small = cover(planes, small_w, small_h, sharp=False)
     dim = Planes(
         (16 + (small.y.astype(np.float32) - 16) * _BLUR_DIM).astype(np.uint8),
         small.u.copy(),
@@ -103,7 +105,7 @@ def blurred(planes: Planes, width: int, height: int) -> Planes:
 
 def fit_width(planes: Planes, width: int) -> Planes:
     """Scale to ``width`` keeping the aspect ratio (even height)."""
-    return scale(planes, width, _even(planes.height * width / planes.width))
+    return scale(planes, width, _round_even(planes.height * width / planes.width))
 
 
 def speaker_panel(planes: Planes, window: Window, layout: Layout) -> Planes:

@@ -276,10 +276,10 @@ class CaptionPainter:
         rows = np.flatnonzero(rgba[:, :, 3].any(axis=1))
         cols = np.flatnonzero(rgba[:, :, 3].any(axis=0))
         top, left = rows[0] // 2 * 2, cols[0] // 2 * 2
-        bottom, right = _even_up(rows[-1] + 1), _even_up(cols[-1] + 1)
+        bottom, right = _ceil_even(rows[-1] + 1), _ceil_even(cols[-1] + 1)
         rgba = _pad_to(rgba, bottom, right)[top:bottom, left:right]
         h, w = rgba.shape[:2]
-        safe_top = _even_up(self.height * SAFE_TOP)
+        safe_top = _ceil_even(self.height * SAFE_TOP)
         safe_bottom = int(self.height * (1 - SAFE_BOTTOM)) // 2 * 2
         if h > safe_bottom - safe_top or w > self.width:
             raise CaptionError("caption is larger than the safe area; reduce the font size")
@@ -289,7 +289,8 @@ class CaptionPainter:
         return _sprite_from_rgba(rgba, x, y)
 
 
-def _even_up(value: float) -> int:
+def _ceil_even(value: float) -> int:
+    """The smallest even integer not below ``value``."""
     return int(-(-int(np.ceil(value)) // 2) * 2)
 
 

@@ -12,10 +12,8 @@ from typing import Any, TypeVar
 
 import click
 
-from klippers.cloud_cli import cloud
-
-EXIT_BAD_INPUT = 2
-EXIT_FAILURE = 1
+from klippers.cloud.cli import cloud
+from klippers.contract import EXIT_FAILURE
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,9 +28,9 @@ def _friendly_errors(func: F) -> F:
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from klipmedia.errors import KlipmediaError
-        from klippers.jobs import exit_code
+        from klippers.asr.transcribe import TranscriptionError
+        from klippers.jobs.runner import exit_code
         from klippers.storage import StorageError
-        from klippers.transcribe import TranscriptionError
 
         try:
             return func(*args, **kwargs)
@@ -182,8 +180,8 @@ def transcribe(
     video: Path, outdir: Path, backend: str | None, model: str | None, language: str | None
 ) -> None:
     """Transcribe VIDEO with word timestamps into subtitles, text and words JSON."""
-    from klippers.subtitles import write_transcript_files
-    from klippers.transcribe import BackendUnavailableError, ModelLoadError, transcribe_file
+    from klippers.asr.subtitles import write_transcript_files
+    from klippers.asr.transcribe import BackendUnavailableError, ModelLoadError, transcribe_file
 
     # Bad input media are ValueError/FileNotFoundError: _friendly_errors reports those.
     try:
@@ -228,8 +226,8 @@ def highlights(
     """Rank the best self-contained segments of a words JSON transcript."""
     import json
 
-    from klippers.highlights import select_highlights
-    from klippers.transcript import Transcript
+    from klippers.asr.transcript import Transcript
+    from klippers.selection.highlights import select_highlights
 
     result = select_highlights(
         Transcript.load(words),

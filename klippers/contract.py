@@ -52,12 +52,24 @@ ENV_SEGMENT = "SEGMENT"
 ENV_BUCKET = "VIDEO_WAREHOUSE_S3_BUCKET_NAME"
 # "json" in the cloud (one JSON object per log line), readable lines otherwise.
 ENV_LOG_FORMAT = "KLIPPERS_LOG_FORMAT"
+# The faster-whisper model (name or folder); the image bakes DEFAULT_ASR_MODEL into a folder.
+ENV_ASR_MODEL = "KLIPPERS_ASR_MODEL"
+DEFAULT_ASR_MODEL = "base"
 
 # --- job entrypoints (the image runs ``python -m MODULE``) ------------------------------------
 
 JOB_LAUNCHER = ("python", "-m")
 PARENT_JOB_MODULE = "klippers.parent"
 CHILD_JOB_MODULE = "klippers.child"
+
+# --- exit codes of the jobs and of ``klip`` (the cloud retries by them) -----------------------
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_BAD_INPUT = 2
+"""The input is wrong: a retry cannot help."""
+EXIT_TRANSIENT = 75
+"""EX_TEMPFAIL: trying again later may succeed."""
 
 # --- limits -----------------------------------------------------------------------------------
 

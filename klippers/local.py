@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import klipmedia
-from klippers.contract import ShortsConfig, VideoRef, video_id_for
+from klippers.contract import EXIT_BAD_INPUT, ShortsConfig, VideoRef, video_id_for
 from klippers.gallery import write_gallery
-from klippers.jobs import EXIT_BAD_INPUT, exit_code, scratch
-from klippers.parent import ParentResult, read_manifest, run_parent
+from klippers.jobs.parent import ParentResult, read_manifest, run_parent
+from klippers.jobs.runner import exit_code, scratch
 from klippers.statemachine import CHILD_RETRY
 from klippers.storage import LocalStorage, Storage, StorageKeyNotFoundError
 
@@ -227,7 +227,7 @@ def child_worker(
     messages: queue.Queue[tuple[int, int, int]],
 ) -> bool:
     """One child job in a worker process (x264 on ``threads``); True when the short was there."""
-    from klippers.child import run_child
+    from klippers.jobs.child import run_child
 
     def progress(done: int, total: int) -> None:
         if done % _PROGRESS_EVERY == 0 or done == total:

@@ -22,6 +22,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from klippers.aws import CHILD_CONTAINER, PARENT_CONTAINER, bucket_name_problem
 from klippers.contract import (
     ENV_BUCKET,
     ENV_SEGMENT,
@@ -32,11 +33,6 @@ from klippers.contract import (
     WAREHOUSE_ROOT,
     VideoRef,
 )
-
-STATE_MACHINE_NAME = "klippers-video-processing"
-STATE_MACHINE_LOG_GROUP = f"/aws/stepfunctions/{STATE_MACHINE_NAME}"
-PARENT_CONTAINER = "klippers-parent"
-CHILD_CONTAINER = "klippers-child"
 
 # Execution input: {"user_id": ..., "video_id": ...}
 INPUT_USER_ID = "user_id"
@@ -84,7 +80,6 @@ PLACEHOLDERS: dict[str, Any] = {
 }
 
 _ARN = re.compile(r"arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:(cluster|task-definition)/\S+")
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 class DefinitionError(ValueError):
@@ -142,8 +137,8 @@ def build_definition(
     _check_names("subnets", subnets)
     _check_names("security_groups", security_groups)
     _check_names("container names", [parent_container, child_container])
-    if not _BUCKET.fullmatch(bucket):
-        raise DefinitionError(f"bucket: not a valid S3 bucket name (got {bucket!r})")
+    if (problem := bucket_name_problem(bucket)) is not None:
+        raise DefinitionError(f"bucket: {problem}")
     check_limits(
         max_concurrency=max_concurrency,
         parent_timeout_seconds=parent_timeout_seconds,

@@ -36,12 +36,10 @@ from typing import IO, Any, NoReturn, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
 from klipmedia.io import atomic_path
+from klippers.aws import bucket_name_problem
 from klippers.contract import ENV_BUCKET
 
 logger = logging.getLogger(__name__)
-
-BUCKET_ENV = ENV_BUCKET
-"""Environment variable naming the warehouse bucket when no location is given."""
 
 MiB = 1024 * 1024
 SHA256_METADATA = "sha256"
@@ -51,7 +49,6 @@ _TEMP_MARKER = ".klippers-tmp-"
 _COPY_CHUNK = 1 * MiB
 _MAX_KEY_BYTES = 1024
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 _DENIED_CODES = frozenset(
     {
@@ -398,8 +395,8 @@ class S3Storage:
         multipart_chunksize: int = 16 * MiB,
         max_concurrency: int = 4,
     ) -> None:
-        if not _BUCKET_NAME.match(bucket):
-            raise StorageError(f"invalid S3 bucket name {bucket!r}")
+        if (problem := bucket_name_problem(bucket)) is not None:
+            raise StorageError(problem)
         prefix = prefix.strip("/")
         if prefix:
             check_key(prefix)
@@ -590,10 +587,10 @@ def open_storage(location: str | Path | None, environ: Mapping[str, str] | None 
     """
     if location is None:
         env = os.environ if environ is None else environ
-        bucket = env.get(BUCKET_ENV, "").strip()
+        bucket = env.get(ENV_BUCKET, "").strip()
         if not bucket:
             raise StorageError(
-                f"no storage location given and {BUCKET_ENV} is not set "
+                f"no storage location given and {ENV_BUCKET} is not set "
                 "(set it to a bucket name, or pass an s3:// URL or a folder)"
             )
         return S3Storage(bucket)

@@ -5,15 +5,15 @@ from klippers_infra.jobs import Jobs, child_spec, parent_spec
 from klippers_infra.network import TaskNetwork
 from klippers_infra.pipeline import Pipeline
 from klippers_infra.storage import Warehouse
-from klippers_infra.tasks import TaskSize
+from klippers_infra.tasks import task_size
 
 __all__ = [
     "JobImage",
     "Jobs",
     "Pipeline",
     "TaskNetwork",
-    "TaskSize",
     "Warehouse",
     "child_spec",
     "parent_spec",
+    "task_size",
 ]

@@ -8,9 +8,14 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from klippers.cloud import JOB_STREAM_PREFIXES, JOBS_LOG_GROUP
+from klippers.aws import (
+    CHILD_CONTAINER,
+    JOB_STREAM_PREFIXES,
+    JOBS_LOG_GROUP,
+    PARENT_CONTAINER,
+    TaskSize,
+)
 from klippers.contract import CHILD_JOB_MODULE, PARENT_JOB_MODULE, job_command
-from klippers.statemachine import CHILD_CONTAINER, PARENT_CONTAINER
 from klippers_infra.policies import (
     ECS_TASKS_SERVICE,
     Arn,
@@ -18,17 +23,21 @@ from klippers_infra.policies import (
     execution_role_policy,
     task_role_policy,
 )
-from klippers_infra.tasks import TaskSize, container_definitions
+from klippers_infra.tasks import check_ephemeral_gib, container_definitions
 
 
 @dataclass(frozen=True)
 class JobSpec:
-    """One job's task definition: family, container, module and size."""
+    """One job's task definition: family, container, module, size and disk (GiB)."""
 
     family: str
     container: str
     module: str
     size: TaskSize
+    ephemeral_gib: int
+
+    def __post_init__(self) -> None:
+        check_ephemeral_gib(self.ephemeral_gib)
 
     @property
     def writes_only_shorts(self) -> bool:
@@ -36,14 +45,14 @@ class JobSpec:
         return self.module == CHILD_JOB_MODULE
 
 
-def parent_spec(size: TaskSize) -> JobSpec:
+def parent_spec(size: TaskSize, ephemeral_gib: int) -> JobSpec:
     """The parent job (transcribe, choose and cut segments)."""
-    return JobSpec("klippers-parent", PARENT_CONTAINER, PARENT_JOB_MODULE, size)
+    return JobSpec("klippers-parent", PARENT_CONTAINER, PARENT_JOB_MODULE, size, ephemeral_gib)
 
 
-def child_spec(size: TaskSize) -> JobSpec:
+def child_spec(size: TaskSize, ephemeral_gib: int) -> JobSpec:
     """The child job (render one short)."""
-    return JobSpec("klippers-child", CHILD_CONTAINER, CHILD_JOB_MODULE, size)
+    return JobSpec("klippers-child", CHILD_CONTAINER, CHILD_JOB_MODULE, size, ephemeral_gib)
 
 
 class Jobs(pulumi.ComponentResource):
@@ -155,9 +164,9 @@ class Jobs(pulumi.ComponentResource):
         definition = aws.ecs.TaskDefinition(
             f"{name}-{job}",
             family=spec.family,
-            cpu=str(spec.size.cpu),
-            memory=str(spec.size.memory),
-            ephemeral_storage={"size_in_gib": spec.size.ephemeral_gib},
+            cpu=str(spec.size.cpu_units),
+            memory=str(spec.size.memory_mib),
+            ephemeral_storage={"size_in_gib": spec.ephemeral_gib},
             network_mode="awsvpc",
             requires_compatibilities=["FARGATE"],
             runtime_platform={"operating_system_family": "LINUX", "cpu_architecture": "X86_64"},

@@ -8,7 +8,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from klippers.statemachine import STATE_MACHINE_LOG_GROUP, STATE_MACHINE_NAME, build_definition
+from klippers.aws import STATE_MACHINE_LOG_GROUP, STATE_MACHINE_NAME
+from klippers.statemachine import build_definition
 from klippers_infra.policies import STATES_SERVICE, assume_role_policy, state_machine_policy
 
 STATE_MACHINE_ROLE = "klippers-step-functions-role"

@@ -1,11 +1,10 @@
-"""Fargate task sizing and container definitions, as pure functions."""
+"""Fargate task sizes from the stack config and container definitions, as pure functions."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from klippers.cloud import FARGATE_SIZES, fargate_size_problem
+from klippers.aws import FARGATE_SIZES, VCPU_UNITS, TaskSize, TaskSizeError
 from klippers.contract import ENV_BUCKET, ENV_LOG_FORMAT
 
 MIN_EPHEMERAL_GIB = 21
@@ -13,26 +12,24 @@ MAX_EPHEMERAL_GIB = 200
 STOP_TIMEOUT_SECONDS = 120
 
 
-@dataclass(frozen=True)
-class TaskSize:
-    """CPU units, memory (MiB) and ephemeral storage (GiB) of one Fargate task."""
+def task_size(*, cpu: int, memory: int) -> TaskSize:
+    """The Fargate size from the stack config's units (CPU units, MiB); errors name the key."""
+    if cpu / VCPU_UNITS not in FARGATE_SIZES:
+        allowed = ", ".join(str(round(v * VCPU_UNITS)) for v in FARGATE_SIZES)
+        raise ValueError(f"cpu: Fargate allows {allowed} CPU units (got {cpu})")
+    try:
+        return TaskSize.from_units(cpu=cpu, memory_mib=memory)
+    except TaskSizeError as exc:
+        raise ValueError(f"memory: {memory} MiB is not a Fargate size: {exc}") from exc
 
-    cpu: int
-    memory: int
-    ephemeral_gib: int
 
-    def __post_init__(self) -> None:
-        if self.cpu / 1024 not in FARGATE_SIZES:
-            allowed = ", ".join(str(round(v * 1024)) for v in FARGATE_SIZES)
-            raise ValueError(f"cpu: Fargate allows {allowed} CPU units (got {self.cpu})")
-        problem = fargate_size_problem(self.cpu / 1024, self.memory / 1024)
-        if problem is not None:
-            raise ValueError(f"memory: {self.memory} MiB is not a Fargate size: {problem}")
-        if not MIN_EPHEMERAL_GIB <= self.ephemeral_gib <= MAX_EPHEMERAL_GIB:
-            raise ValueError(
-                f"ephemeral_gib: must be from {MIN_EPHEMERAL_GIB} to {MAX_EPHEMERAL_GIB} "
-                f"(got {self.ephemeral_gib})"
-            )
+def check_ephemeral_gib(gib: int) -> int:
+    """``gib`` when Fargate accepts it as a task's ephemeral storage, else ValueError."""
+    if not MIN_EPHEMERAL_GIB <= gib <= MAX_EPHEMERAL_GIB:
+        raise ValueError(
+            f"ephemeral_gib: must be from {MIN_EPHEMERAL_GIB} to {MAX_EPHEMERAL_GIB} (got {gib})"
+        )
+    return gib
 
 
 def container_definitions(

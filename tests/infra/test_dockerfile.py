@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from klippers import contract
-from klippers.transcribe import MODEL_ENV
+from klippers.contract import ENV_ASR_MODEL
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "images" / "Dockerfile"
@@ -107,11 +107,11 @@ def test_asr_model_is_baked_in_through_the_build_argument(
     args = [ins.args.split("=")[0] for ins in stage if ins.keyword == "ARG"]
     assert ASR_MODEL_ARG in args
     env = env_of(stage)
-    model_dir = env[MODEL_ENV]
+    model_dir = env[ENV_ASR_MODEL]
     assert model_dir.startswith("/")
     (download,) = [ins for ins in stage if ins.keyword == "RUN" and "download_model" in ins.args]
     assert f"${{{ASR_MODEL_ARG}}}" in download.args
-    assert f"${{{MODEL_ENV}}}" in download.args
+    assert f"${{{ENV_ASR_MODEL}}}" in download.args
     assert env[contract.ENV_LOG_FORMAT] == "json"
 
 

@@ -28,7 +28,8 @@ with warnings.catch_warnings():
     LOADED += (aws.cloudwatch.LogGroup, aws.ec2.SecurityGroup, aws.sfn.StateMachine)
 
 from klippers import contract, statemachine
-from klippers.transcribe import DEFAULT_MODEL as DEFAULT_ASR_MODEL
+from klippers.aws import CHILD_CONTAINER, PARENT_CONTAINER, TaskSize
+from klippers.contract import DEFAULT_ASR_MODEL
 
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"
@@ -313,8 +314,8 @@ def _containers(m: Recorder, family: str) -> tuple[dict[str, Any], dict[str, Any
 @pytest.mark.parametrize(
     ("family", "module", "container_name"),
     [
-        ("klippers-parent", contract.PARENT_JOB_MODULE, statemachine.PARENT_CONTAINER),
-        ("klippers-child", contract.CHILD_JOB_MODULE, statemachine.CHILD_CONTAINER),
+        ("klippers-parent", contract.PARENT_JOB_MODULE, PARENT_CONTAINER),
+        ("klippers-child", contract.CHILD_JOB_MODULE, CHILD_CONTAINER),
     ],
 )
 def test_task_definitions_run_the_jobs_on_fargate(
@@ -585,13 +586,18 @@ def test_pulumi_project_file() -> None:
 
 
 def test_fargate_sizes() -> None:
-    tasks.TaskSize(cpu=16384, memory=122880, ephemeral_gib=200)
-    tasks.TaskSize(cpu=256, memory=512, ephemeral_gib=21)
+    assert tasks.task_size(cpu=16384, memory=122880) == TaskSize(16, 120)
+    assert tasks.task_size(cpu=256, memory=512) == TaskSize(0.25, 0.5)
     for cpu, memory in ((256, 1536), (8192, 20000), (16384, 131072), (512, 512)):
         with pytest.raises(ValueError, match="memory"):
-            tasks.TaskSize(cpu=cpu, memory=memory, ephemeral_gib=21)
-    with pytest.raises(ValueError, match="ephemeral_gib"):
-        tasks.TaskSize(cpu=256, memory=512, ephemeral_gib=20)
+            tasks.task_size(cpu=cpu, memory=memory)
+    with pytest.raises(ValueError, match="cpu"):
+        tasks.task_size(cpu=3000, memory=4096)
+    assert tasks.check_ephemeral_gib(21) == 21
+    assert tasks.check_ephemeral_gib(200) == 200
+    for gib in (20, 201):
+        with pytest.raises(ValueError, match="ephemeral_gib"):
+            tasks.check_ephemeral_gib(gib)
 
 
 def test_container_definition_refuses_a_tag_reference() -> None:

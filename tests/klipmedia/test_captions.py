@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 
 from klipmedia import CaptionError, Captions, CaptionStyle, TimedWord
+from klipmedia.captions import parse_srt
 from klipmedia.text import SAFE_BOTTOM, SAFE_TOP, CaptionPainter
 
 SRT = (
@@ -64,6 +66,87 @@ def test_malformed_timestamps_name_the_line(line: str) -> None:
 def test_cue_ending_before_it_starts_is_an_error() -> None:
     with pytest.raises(CaptionError, match="before it starts"):
         Captions.from_srt("1\n00:00:02,000 --> 00:00:01,000\ntext\n")
+
+
+def test_real_world_srt_quirks_are_accepted() -> None:
+    srt = (
+        "\ufeff\r\n\r\n"  # BOM and blank lines before the first cue
+        "7\r\n00:00:01.000 --> 00:00:02.500\r\n<i>Hello</i> <b>big</b>\r\nworld\r\n\r\n\r\n\r\n"
+        "00:00:03,000 --> 00:00:04,000 X1:10 X2:20 Y1:30 Y2:40\r\n{\\an8}No number\r\n\r\n"
+        '1.5\r\n00:00:05,250 --> 00:00:06,000\r\n<font color="#ffffff">Odd</font> number\r\n'
+        "\r\n\r\n"
+    )
+    assert [(e.start, e.end, e.text) for e in parse_srt(srt)] == [
+        (1.0, 2.5, "Hello big world"),
+        (3.0, 4.0, "No number"),
+        (5.25, 6.0, "Odd number"),
+    ]
+
+
+def test_cues_are_sorted_and_textless_cues_dropped() -> None:
+    srt = (
+        "2\n00:00:03,000 --> 00:00:04,000\nsecond\n\n"
+        "1\n00:00:01,000 --> 00:00:02,000\nfirst\n\n"
+        "3\n00:00:05,000 --> 00:00:06,000\n<i></i>\n"
+    )
+    assert [e.text for e in parse_srt(srt)] == ["first", "second"]
+
+
+def test_zero_length_cue_is_skipped_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    srt = SRT + "\n3\n00:00:05,000 --> 00:00:05,000\nflash\n"
+    with caplog.at_level(logging.WARNING, logger="klipmedia.captions"):
+        caps = Captions.from_srt(srt)
+    assert [e.text for e in caps.events] == ["Hello world", "Bye"]
+    assert "zero-length SRT cue 3 (00:00:05,000 --> 00:00:05,000)" in caplog.text
+
+
+def test_cue_ending_before_it_starts_names_the_cue() -> None:
+    srt = SRT + "\n3\n00:00:06,000 --> 00:00:05,500\nback\n"
+    with pytest.raises(CaptionError, match=r"cue 3 \(00:00:06,000 --> 00:00:05,500\) ends before"):
+        parse_srt(srt)
+
+
+@pytest.mark.parametrize(
+    ("block", "line", "bad"),
+    [
+        # srt reads these as cues at the wrong time (61 min, no or 5 ms) ...
+        ("3\n00:61:00,000 --> 00:62:00,000\nc\n", 10, "00:61:00,000 --> 00:62:00,000"),
+        ("3\n00:00:05 --> 00:00:06,000\nc\n", 10, "00:00:05 --> 00:00:06,000"),
+        ("3\n00:00:05,5 --> 00:00:06,000\nc\n", 10, "00:00:05,5 --> 00:00:06,000"),
+        # ... folds this one into the text of cue 2 ...
+        ("3\naa:bb:cc,ddd --> 00:00:06,000\nc\n", 10, "aa:bb:cc,ddd --> 00:00:06,000"),
+        # ... and raises SRTParseError for these.
+        ("3\n00:00:05,000 -> 00:00:06,000\nc\n", 10, "00:00:05,000 -> 00:00:06,000"),
+        (
+            "\n\n3\n00:00:05,000 > 00:00:06,000\nc\n\n4\n00:00:07,000 --> 00:00:08,000\nd\n",
+            12,
+            "00:00:05,000 > 00:00:06,000",
+        ),
+    ],
+)
+def test_malformed_timestamp_after_good_cues_names_line_and_text(
+    block: str, line: int, bad: str
+) -> None:
+    with pytest.raises(CaptionError, match=r"SRT line \d+: malformed timestamp line") as caught:
+        parse_srt(SRT + "\n" + block)
+    assert f"SRT line {line}:" in str(caught.value)
+    assert repr(bad) in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("srt", "bad"),
+    [
+        # srt folds a block it cannot read into the previous cue's text ...
+        (SRT + "\n3\nfoo -> bar\nc\n", "foo -> bar"),
+        (SRT + "\n3\n", "3"),
+        # ... and a cue with no blank line before it.
+        (SRT + "00:00:05,000 --> 00:00:06,000\nc\n", "00:00:05,000 --> 00:00:06,000"),
+    ],
+)
+def test_blocks_srt_folds_into_a_cue_are_errors(srt: str, bad: str) -> None:
+    with pytest.raises(CaptionError, match=r"cue 2 \(00:00:03,000 --> 00:00:04,000\)") as caught:
+        parse_srt(srt)
+    assert repr(bad) in str(caught.value)
 
 
 def test_missing_srt_file_is_a_caption_error(tmp_path: Path) -> None:

@@ -59,7 +59,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
 )
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 
-from klippers import statemachine
+from klippers import aws, statemachine
 
 REGION = "us-east-1"
 BUCKET = "klippers-harness-warehouse"
@@ -190,8 +190,8 @@ class Harness:
                 ],
             )["taskDefinition"]["taskDefinitionArn"]
             for family, container in (
-                (PARENT_FAMILY, statemachine.PARENT_CONTAINER),
-                (CHILD_FAMILY, statemachine.CHILD_CONTAINER),
+                (PARENT_FAMILY, aws.PARENT_CONTAINER),
+                (CHILD_FAMILY, aws.CHILD_CONTAINER),
             )
         }
         role = self.client("iam").create_role(
@@ -208,7 +208,7 @@ class Harness:
             **definition_args,
         )
         self.state_machine_arn = self.client("stepfunctions").create_state_machine(
-            name=statemachine.STATE_MACHINE_NAME,
+            name=aws.STATE_MACHINE_NAME,
             definition=json.dumps(definition),
             roleArn=role,
         )["stateMachineArn"]

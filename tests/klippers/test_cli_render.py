@@ -5,7 +5,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 import klipmedia
-from klippers.cli import EXIT_BAD_INPUT, cli
+from klippers.cli import cli
+from klippers.contract import EXIT_BAD_INPUT
 
 
 def test_klip_render_writes_a_short(ramp_clip: Path, tmp_path: Path) -> None:

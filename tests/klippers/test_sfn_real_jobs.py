@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 import klipmedia
-from klippers import child, parent, statemachine
+from klippers import statemachine
 from klippers.contract import ShortsConfig, VideoRef
+from klippers.jobs import child, parent
 from klippers.storage import S3Storage
 from tests.klippers.sfn_harness import BUCKET, CHILD_FAMILY, PARENT_FAMILY, Harness, moto_cloud
 from tests.support.talk import talk_video

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from klippers import contract
+from klippers import aws, contract
 from klippers import statemachine as sm
 from klippers.contract import VideoRef
 from tests.klippers.asl_validator import find_validator, validate
@@ -224,7 +224,7 @@ def test_defaults_and_public_ip_switch() -> None:
     assert _states(built)[sm.RENDER_SHORTS]["MaxConcurrency"] == 10
     assert _child(built)["TimeoutSeconds"] == sm.DEFAULT_CHILD_TIMEOUT_SECONDS
     params = _child(built)["Parameters"]
-    assert params["Overrides"]["ContainerOverrides"][0]["Name"] == sm.CHILD_CONTAINER
+    assert params["Overrides"]["ContainerOverrides"][0]["Name"] == aws.CHILD_CONTAINER
     assert params["NetworkConfiguration"]["AwsvpcConfiguration"]["AssignPublicIp"] == "DISABLED"
 
 

@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from klippers.contract import ENV_BUCKET
 from klippers.storage import (
-    BUCKET_ENV,
     Fingerprint,
     LocalStorage,
     MiB,
@@ -550,12 +550,12 @@ def test_open_storage_refuses_bad_locations(aws_env: None, url: str, message: st
 def test_open_storage_without_location_uses_the_bucket_variable(
     aws_env: None, s3: Any, bucket: str, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with pytest.raises(StorageError, match=BUCKET_ENV):
+    with pytest.raises(StorageError, match=ENV_BUCKET):
         open_storage(None)
-    with pytest.raises(StorageError, match=BUCKET_ENV):
-        open_storage(None, environ={BUCKET_ENV: "  "})
+    with pytest.raises(StorageError, match=ENV_BUCKET):
+        open_storage(None, environ={ENV_BUCKET: "  "})
 
-    monkeypatch.setenv(BUCKET_ENV, bucket)
+    monkeypatch.setenv(ENV_BUCKET, bucket)
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)  # boto3 reads the endpoint natively
     store = open_storage(None)
     assert isinstance(store, S3Storage)
@@ -563,7 +563,7 @@ def test_open_storage_without_location_uses_the_bucket_variable(
     store.write_bytes("hello.txt", b"hi")
     assert s3.get_object(Bucket=bucket, Key="hello.txt")["Body"].read() == b"hi"
 
-    explicit = open_storage(None, environ={BUCKET_ENV: "other-bucket"})
+    explicit = open_storage(None, environ={ENV_BUCKET: "other-bucket"})
     assert isinstance(explicit, S3Storage)
     assert explicit.bucket == "other-bucket"
 

@@ -211,7 +211,7 @@ def convert_ct2_folder(folder: Path) -> dict[str, Any]:
     """Build an openai-whisper checkpoint dict from a CTranslate2 Whisper folder.
 
     The dict holds ``dims``, ``model_state_dict`` (float16 tensors) and
-    ``alignment_heads`` (boolean mask tensor), which ``klippers.transcribe`` applies.
+    ``alignment_heads`` (boolean mask tensor), which ``klippers.asr.transcribe`` applies.
     """
     import torch
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from klipmedia.errors import UnreadableMediaError
-from klippers.audio_energy import SILENCE_DB, loudness_per_second
+from klippers.asr.loudness import SILENCE_DB, loudness_per_second
 
 RATE = 44_100
 

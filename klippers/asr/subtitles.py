@@ -2,27 +2,31 @@
 
 SRT cues follow sentences: a sentence that is too long for one cue is split at word
 boundaries using the word times, so each cue holds at most two lines of about 42 characters
-and lasts at most about 7 seconds; cues never overlap. Every write is atomic.
+and lasts at most about 7 seconds; cues never overlap, never last no time and never run
+past the end of the media. The SRT text is composed by the ``srt`` library, so what we
+write is what :func:`klipmedia.Captions.from_srt` reads. Every write is atomic.
 
 Examples
 --------
->>> from klippers.subtitles import write_transcript_files
+>>> from klippers.asr.subtitles import write_transcript_files
 >>> paths = write_transcript_files(transcript, "out/")  # original.srt, .txt, .words.json
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
-from klipmedia.io import atomic_path
-from klippers.contract import ORIGINAL_SRT, ORIGINAL_TXT, ORIGINAL_WORDS
-from klippers.transcript import Sentence, Transcript, Word
+import srt
 
-SRT_NAME = ORIGINAL_SRT
-TEXT_NAME = ORIGINAL_TXT
-WORDS_NAME = ORIGINAL_WORDS
+from klipmedia.io import atomic_path
+from klippers.asr.transcript import Sentence, Transcript, Word
+from klippers.contract import ORIGINAL_SRT, ORIGINAL_TXT, ORIGINAL_WORDS
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -117,28 +121,46 @@ def _settle(cues: list[Cue], limits: CueLimits) -> list[Cue]:
 
 
 def make_cues(transcript: Transcript, limits: CueLimits | None = None) -> list[Cue]:
-    """Sentence-aligned, readable, non-overlapping cues for ``transcript``."""
+    """Sentence-aligned, readable, non-overlapping cues for ``transcript``.
+
+    Cue times are whole milliseconds (what SRT can say) and end by the transcript's
+    duration; a cue that would last no time (a word with no duration right before the
+    next cue, or one at the very end of the media) is left out: no player shows it.
+    """
     limits = limits or CueLimits()
     cues = [cue for sentence in transcript.sentences for cue in sentence_cues(sentence, limits)]
-    return _settle(cues, limits)
+    return _within(_settle(cues, limits), transcript.duration)
 
 
-def srt_timestamp(seconds: float) -> str:
-    """``HH:MM:SS,mmm`` for a time in seconds."""
-    millis = max(0, round(seconds * 1000))
-    hours, rest = divmod(millis, 3_600_000)
-    minutes, rest = divmod(rest, 60_000)
-    secs, millis = divmod(rest, 1000)
-    return f"{hours:02d}:{minutes:02d}:{secs:02d},{millis:03d}"
+def _within(cues: Sequence[Cue], duration: float) -> list[Cue]:
+    """``cues`` on whole milliseconds, clipped to ``duration`` (when known), none empty."""
+    last_ms = _millis(duration) if duration > 0 else None
+    kept: list[Cue] = []
+    for cue in cues:
+        start_ms = _millis(cue.start)
+        end_ms = _millis(cue.end) if last_ms is None else min(_millis(cue.end), last_ms)
+        if end_ms > start_ms:
+            kept.append(Cue(start_ms / 1000, end_ms / 1000, cue.lines))
+        else:
+            log.debug("cue %r at %.3f s lasts no time: left out", " ".join(cue.lines), cue.start)
+    return kept
+
+
+def _millis(seconds: float) -> int:
+    return max(0, round(seconds * 1000))
 
 
 def format_srt(cues: Sequence[Cue]) -> str:
-    """SRT text for ``cues`` (numbered from 1)."""
-    blocks = [
-        f"{i}\n{srt_timestamp(c.start)} --> {srt_timestamp(c.end)}\n" + "\n".join(c.lines) + "\n"
-        for i, c in enumerate(cues, start=1)
-    ]
-    return "\n".join(blocks)
+    """SRT text for ``cues`` (numbered from 1), composed by the ``srt`` library."""
+    return srt.compose(
+        srt.Subtitle(
+            index=i,
+            start=timedelta(milliseconds=_millis(cue.start)),
+            end=timedelta(milliseconds=_millis(cue.end)),
+            content="\n".join(cue.lines),
+        )
+        for i, cue in enumerate(cues, start=1)
+    )
 
 
 def write_atomic(path: str | Path, text: str) -> Path:
@@ -169,7 +191,7 @@ def write_transcript_files(transcript: Transcript, directory: str | Path) -> dic
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     return {
-        "srt": write_srt(transcript, folder / SRT_NAME),
-        "text": write_text(transcript, folder / TEXT_NAME),
-        "words": write_words_json(transcript, folder / WORDS_NAME),
+        "srt": write_srt(transcript, folder / ORIGINAL_SRT),
+        "text": write_text(transcript, folder / ORIGINAL_TXT),
+        "words": write_words_json(transcript, folder / ORIGINAL_WORDS),
     }

@@ -34,7 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from klippers.highlights import Assessment, Candidate, Scorer, ScoringContext
+from klippers.selection.highlights import Assessment, Candidate, Scorer, ScoringContext
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from klippers.transcript import Transcript, Word
+from klipmedia.captions import ends_sentence
+from klippers.asr.transcript import Transcript, Word
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ class ScoringContext:
     language: str
     target_duration: float
     loudness: FloatArray | None = None
-    """Loudness in dB, one value per second of media (see :mod:`klippers.audio_energy`)."""
+    """Loudness in dB, one value per second of media (see :mod:`klippers.asr.loudness`)."""
 
     def text(self, candidate: Candidate) -> str:
         """The spoken text of ``candidate``."""
@@ -347,10 +348,6 @@ def _split(unit: Unit, max_unit: float) -> list[Unit]:
     ]
 
 
-def _is_clause_end(text: str) -> bool:
-    return text.rstrip()[-1:] in ",;:-"
-
-
 def _join(words: Sequence[Word]) -> str:
     return " ".join(w.text.strip() for w in words)
 
@@ -541,7 +538,7 @@ def _unit_features(units: Sequence[Unit]) -> _UnitFeatures:
         claim=claim,
         number=number,
         dangling=np.array([bool(ts) and ts[0] in _DANGLING for ts in tokens]),
-        finished=np.array([u.text.rstrip().rstrip("\"')»”")[-1:] in ".!?…。！？" for u in units]),
+        finished=np.array([ends_sentence(u.text) for u in units]),
         bursts=bursts,
         salience_sum=np.array([sum(b for _, b in unit) for unit in bursts], np.float64),
         token_count=np.array([max(1, len(ts)) for ts in tokens], np.float64),

@@ -1,6 +1,6 @@
 """``klip cloud``: the same jobs on AWS Step Functions + ECS Fargate.
 
-Thin click commands over :mod:`klippers.cloud`: bad input exits with 2, any other
+Thin click commands over the modules of :mod:`klippers.cloud`: bad input exits with 2, any other
 failure with 1, each with a one-line message.
 """
 
@@ -18,8 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
-EXIT_BAD_INPUT = 2
-EXIT_FAILURE = 1
+from klippers.contract import EXIT_BAD_INPUT, EXIT_FAILURE
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,13 +29,14 @@ def _cloud_errors(func: F) -> F:
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from klipmedia.errors import KlipmediaError
-        from klippers.cloud import CloudError, CloudInputError
+        from klippers.aws import TaskSizeError
+        from klippers.cloud.clients import CloudError, CloudInputError
         from klippers.contract import ContractError
         from klippers.storage import StorageError
 
         try:
             return func(*args, **kwargs)
-        except (CloudInputError, ContractError, KlipmediaError) as exc:
+        except (CloudInputError, ContractError, KlipmediaError, TaskSizeError) as exc:
             click.secho(f"error: {exc}", fg="red", err=True)
             sys.exit(EXIT_BAD_INPUT)
         except (CloudError, StorageError) as exc:
@@ -113,12 +113,14 @@ def upload(
     region: str | None,
 ) -> None:
     """Upload VIDEO_FILE with its shorts_config.json and a thumbnail."""
-    from klippers import cloud as logic
+    from klippers.cloud.clients import Clients, bucket_name, video_ref
+    from klippers.cloud.warehouse import slug
+    from klippers.cloud.warehouse import upload as store_inputs
 
-    ref = logic.video_ref(user, video or logic.slug(video_file.name), {})
-    storage = logic.Clients.connect(region).warehouse(logic.bucket_name(bucket, os.environ))
+    ref = video_ref(user, video or slug(video_file.name), {})
+    storage = Clients.connect(region).warehouse(bucket_name(bucket, os.environ))
     with _progress(video_file) as progress:
-        done = logic.upload(
+        done = store_inputs(
             storage, video_file, ref, shorts=shorts, short_seconds=duration, progress=progress
         )
     note = " (already there, not sent again)" if done.video_already_current else ""
@@ -157,13 +159,14 @@ def run(
     region: str | None,
 ) -> None:
     """Start processing an uploaded video (refused while it is already running)."""
-    from klippers import cloud as logic
+    from klippers.cloud.clients import Clients, video_ref
+    from klippers.cloud.executions import find_state_machine, run_bucket, start_run
 
-    ref = logic.video_ref(user, video, os.environ)
-    clients = logic.Clients.connect(region)
-    machine = logic.find_state_machine(clients.sfn, state_machine_arn, os.environ)
-    storage = clients.warehouse(logic.run_bucket(machine, bucket, os.environ))
-    started = logic.start_run(clients.sfn, storage, machine, ref)
+    ref = video_ref(user, video, os.environ)
+    clients = Clients.connect(region)
+    machine = find_state_machine(clients.sfn, state_machine_arn, os.environ)
+    storage = clients.warehouse(run_bucket(machine, bucket, os.environ))
+    started = start_run(clients.sfn, storage, machine, ref)
     follow = f"--user {ref.user_id} --video {ref.video_id}"
     click.echo(f"started {started.name}")
     click.echo(f"  {started.execution_arn}")
@@ -180,12 +183,13 @@ def _target(
     video: str | None,
 ) -> tuple[Any, Any, str]:
     """Clients, the state machine and the execution ARN a command acts on."""
-    from klippers import cloud as logic
+    from klippers.cloud.clients import Clients, video_ref
+    from klippers.cloud.executions import find_state_machine, resolve_execution
 
-    clients = logic.Clients.connect(region)
-    machine = logic.find_state_machine(clients.sfn, state_machine_arn, os.environ)
-    ref = None if execution else logic.video_ref(user, video, os.environ)
-    return clients, machine, logic.resolve_execution(clients.sfn, machine, execution, ref)
+    clients = Clients.connect(region)
+    machine = find_state_machine(clients.sfn, state_machine_arn, os.environ)
+    ref = None if execution else video_ref(user, video, os.environ)
+    return clients, machine, resolve_execution(clients.sfn, machine, execution, ref)
 
 
 _EXECUTION = click.argument("execution", required=False)
@@ -205,11 +209,11 @@ def status(
     region: str | None,
 ) -> None:
     """Show an execution (ARN or name; default: the video's latest run)."""
-    from klippers import cloud as logic
+    from klippers.cloud.executions import execution_status, run_bucket
 
     clients, machine, arn = _target(region, state_machine_arn, execution, user, video)
-    storage = clients.warehouse(logic.run_bucket(machine, None, os.environ))
-    found = logic.execution_status(clients.sfn, storage, arn)
+    storage = clients.warehouse(run_bucket(machine, None, os.environ))
+    found = execution_status(clients.sfn, storage, arn)
     current = ", ".join(
         f"{name} x{count}" if count > 1 else name for name, count in found.current_states
     )
@@ -244,11 +248,12 @@ def list_(
     region: str | None,
 ) -> None:
     """List recent executions, newest first."""
-    from klippers import cloud as logic
+    from klippers.cloud.clients import Clients
+    from klippers.cloud.executions import find_state_machine, list_runs
 
-    clients = logic.Clients.connect(region)
-    machine = logic.find_state_machine(clients.sfn, state_machine_arn, os.environ)
-    runs = logic.list_runs(clients.sfn, machine.arn, user=user, video=video, limit=limit)
+    clients = Clients.connect(region)
+    machine = find_state_machine(clients.sfn, state_machine_arn, os.environ)
+    runs = list_runs(clients.sfn, machine.arn, user=user, video=video, limit=limit)
     if not runs:
         click.echo("no executions")
         return
@@ -278,16 +283,17 @@ def logs(
     region: str | None,
 ) -> None:
     """Print the state machine's and the Fargate tasks' log lines of an execution."""
-    from klippers import cloud as logic
+    from klippers.aws import JOBS_LOG_GROUP
+    from klippers.cloud.logs import log_lines
 
     clients, _, arn = _target(region, state_machine_arn, execution, user, video)
-    for line in logic.log_lines(
+    for line in log_lines(
         clients.sfn,
         clients.logs,
         arn,
         follow=follow,
         poll_seconds=poll,
-        jobs_group=jobs_log_group or logic.JOBS_LOG_GROUP,
+        jobs_group=jobs_log_group or JOBS_LOG_GROUP,
     ):
         click.echo(f"{_when(line.time)} {line.source} {line.message.rstrip()}")
 
@@ -306,10 +312,10 @@ def stop(
     region: str | None,
 ) -> None:
     """Stop a running execution (ARN or name; default: the video's latest run)."""
-    from klippers import cloud as logic
+    from klippers.cloud.executions import stop_run
 
     clients, _, arn = _target(region, state_machine_arn, execution, user, video)
-    click.echo(f"{arn}: {logic.stop_run(clients.sfn, arn)}")
+    click.echo(f"{arn}: {stop_run(clients.sfn, arn)}")
 
 
 @cloud.command()
@@ -328,11 +334,12 @@ def download(
     user: str | None, video: str | None, output: Path, bucket: str | None, region: str | None
 ) -> None:
     """Download a video's shorts, manifest and segment captions."""
-    from klippers import cloud as logic
+    from klippers.cloud.clients import Clients, bucket_name, video_ref
+    from klippers.cloud.warehouse import download as fetch_shorts
 
-    ref = logic.video_ref(user, video, os.environ)
-    storage = logic.Clients.connect(region).warehouse(logic.bucket_name(bucket, os.environ))
-    got = logic.download(storage, ref, output)
+    ref = video_ref(user, video, os.environ)
+    storage = Clients.connect(region).warehouse(bucket_name(bucket, os.environ))
+    got = fetch_shorts(storage, ref, output)
     for path in got.written:
         click.echo(f"downloaded {path}")
     for path in got.already_current:
@@ -362,7 +369,7 @@ def estimate(
     asr_model: str,
 ) -> None:
     """Model the wall time and dollars of one video (see the README's cost model)."""
-    from klippers import cloud as logic
+    from klippers.cloud import cost
 
     common: dict[str, Any] = {
         "hours": hours,
@@ -371,11 +378,11 @@ def estimate(
         "max_concurrency": max_concurrency,
         "asr_model": asr_model,
     }
-    best = logic.recommend(**common)
-    parent = _size(parent_vcpu, parent_memory, logic.PARENT_MEMORY_NEED_GB, best.parent)
-    child = _size(child_vcpu, child_memory, logic.CHILD_MEMORY_NEED_GB, best.child)
-    chosen = logic.estimate(**common, parent=parent, child=child)
-    seed = logic.estimate(**common, parent=logic.SEED_SIZE, child=logic.SEED_SIZE)
+    best = cost.recommend(**common)
+    parent = _size(parent_vcpu, parent_memory, cost.PARENT_MEMORY_NEED_GB, best.parent)
+    child = _size(child_vcpu, child_memory, cost.CHILD_MEMORY_NEED_GB, best.child)
+    chosen = cost.estimate(**common, parent=parent, child=child)
+    seed = cost.estimate(**common, parent=cost.SEED_SIZE, child=cost.SEED_SIZE)
     click.echo(f"{hours:g} h video, {shorts} shorts of {duration:g} s, ASR {asr_model}")
     click.echo(f"{'STAGE':<22} {'TASK':<7} {'CPU s':>8} {'WALL s':>8}")
     for stage in chosen.stages:
@@ -393,9 +400,9 @@ def estimate(
             f"{e.wall_minutes:>8.1f} {e.total_dollars:>8.3f}"
         )
     click.echo(
-        f"{'seed pipeline (reported)':<26} {_fmt(logic.SEED_SIZE):<14} "
-        f"{_fmt(logic.SEED_SIZE):<14} {logic.SEED_MINUTES * hours:>8.1f} "
-        f"{logic.SEED_DOLLARS * hours:>8.3f}"
+        f"{'seed pipeline (reported)':<26} {_fmt(cost.SEED_SIZE):<14} "
+        f"{_fmt(cost.SEED_SIZE):<14} {cost.SEED_MINUTES * hours:>8.1f} "
+        f"{cost.SEED_DOLLARS * hours:>8.3f}"
     )
     verdict = "meets" if chosen.meets_targets else "MISSES"
     click.echo(
@@ -407,17 +414,17 @@ def estimate(
     )
     for note in chosen.notes:
         click.echo(f"note: {note}")
-    click.echo(f"prices: us-east-1 Fargate Linux/x86 on demand, taken {logic.PRICES_TAKEN}")
+    click.echo(f"prices: us-east-1 Fargate Linux/x86 on demand, taken {cost.PRICES_TAKEN}")
 
 
 def _size(vcpu: float | None, memory: float | None, need: float, default: Any) -> Any:
-    from klippers import cloud as logic
+    from klippers import aws
 
     if vcpu is None:
         if memory is not None:
-            return logic.TaskSize(default.vcpu, memory)
+            return aws.TaskSize(default.vcpu, memory)
         return default
-    return logic.TaskSize(vcpu, memory) if memory is not None else logic.smallest_size(vcpu, need)
+    return aws.TaskSize(vcpu, memory) if memory is not None else aws.smallest_size(vcpu, need)
 
 
 def _fmt(size: Any) -> str:

@@ -13,11 +13,9 @@ import pytest
 import srt
 from click.testing import CliRunner
 
-from klippers.cli import EXIT_BAD_INPUT, cli
-from klippers.transcribe import (
+from klippers.asr.transcribe import (
     BACKENDS,
     FASTER_WHISPER,
-    MODEL_ENV,
     SAMPLE_RATE,
     WHISPER_TIMESTAMPED,
     AudioNotFoundError,
@@ -36,7 +34,9 @@ from klippers.transcribe import (
     voiced_frames,
     window_bounds,
 )
-from klippers.transcript import Transcript, Word
+from klippers.asr.transcript import Transcript, Word
+from klippers.cli import cli
+from klippers.contract import ENV_ASR_MODEL, EXIT_BAD_INPUT
 from tests.support.speech import (
     SpeechClip,
     silent_clip,
@@ -54,7 +54,7 @@ from tests.support.whisper_models import (
     read_ct2_variables,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 MAX_WER = 0.15
 BOUNDARY_TOLERANCE_S = 0.5
 HEAVY_MODULES = ("torch", "ctranslate2", "faster_whisper", "whisper", "whisper_timestamped")
@@ -150,10 +150,10 @@ def test_backend_and_model_come_from_argument_then_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("KLIPPERS_ASR_BACKEND", raising=False)
-    monkeypatch.delenv(MODEL_ENV, raising=False)
+    monkeypatch.delenv(ENV_ASR_MODEL, raising=False)
     assert resolve_backend() == FASTER_WHISPER
     monkeypatch.setenv("KLIPPERS_ASR_BACKEND", WHISPER_TIMESTAMPED)
-    monkeypatch.setenv(MODEL_ENV, "/models/tiny")
+    monkeypatch.setenv(ENV_ASR_MODEL, "/models/tiny")
     assert resolve_backend() == WHISPER_TIMESTAMPED
     assert resolve_model() == "/models/tiny"
     assert resolve_backend(FASTER_WHISPER) == FASTER_WHISPER
@@ -167,7 +167,7 @@ def test_unknown_backend_is_a_typed_error() -> None:
 
 def test_importing_klippers_loads_no_model_code() -> None:
     code = (
-        "import sys, klippers.cli, klippers.transcribe, klippers.subtitles\n"
+        "import sys, klippers.cli, klippers.asr.transcribe, klippers.asr.subtitles\n"
         f"print(','.join(m for m in {HEAVY_MODULES!r} if m in sys.modules))"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

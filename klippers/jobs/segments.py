@@ -22,15 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from klipmedia.cut import CutSettings, cut_segment
+from klippers.asr.subtitles import format_srt, make_cues, write_atomic, write_words_json
+from klippers.asr.transcript import Sentence, Transcript, Word
 from klippers.contract import (
     SEGMENTS_DIR,
     segment_srt_name,
     segment_video_name,
     segment_words_name,
 )
-from klippers.highlights import Highlight
-from klippers.subtitles import Cue, format_srt, make_cues, write_atomic, write_words_json
-from klippers.transcript import Sentence, Transcript, Word
+from klippers.selection.highlights import Highlight
 
 log = logging.getLogger(__name__)
 
@@ -101,13 +101,8 @@ def write_manifest(
 
 
 def write_segment_srt(segment: Transcript, path: str | Path) -> Path:
-    """Write the SRT of a retimed segment, cues clipped to the segment's duration."""
-    cues = [
-        Cue(c.start, min(c.end, segment.duration), c.lines)
-        for c in make_cues(segment)
-        if c.start < segment.duration
-    ]
-    return write_atomic(path, format_srt(cues))
+    """Write the SRT of a retimed segment (cues end by the segment's duration)."""
+    return write_atomic(path, format_srt(make_cues(segment)))
 
 
 def retime_transcript(transcript: Transcript, start: float, end: float) -> Transcript:
@@ -140,15 +135,6 @@ def retime_transcript(transcript: Transcript, start: float, end: float) -> Trans
             )
         )
     return Transcript(transcript.language, round(length, 6), tuple(sentences))
-
-
-def _shift(word: Word, start: float, length: float) -> Word:
-    return Word(
-        _clip(word.start - start, length),
-        _clip(word.end - start, length),
-        word.text,
-        word.probability,
-    )
 
 
 def _clip(time: float, length: float) -> float:

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from klippers.highlights import (
+from klippers.asr.transcript import Sentence, Transcript, Word
+from klippers.selection.highlights import (
     Assessment,
     Candidate,
     DurationBounds,
@@ -20,7 +21,6 @@ from klippers.highlights import (
     select_highlights,
     sentence_units,
 )
-from klippers.transcript import Sentence, Transcript, Word
 
 WORD, GAP, PAUSE = 0.3, 0.05, 0.5
 

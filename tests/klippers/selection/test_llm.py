@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from klippers.highlights import (
+from klippers.selection.highlights import (
     Candidate,
     EmbeddedScorer,
     ScoringContext,
     select_highlights,
     sentence_units,
 )
-from klippers.llm import (
+from klippers.selection.llm import (
     BedrockChat,
     LLMConfig,
     LLMConfigError,
@@ -28,7 +28,7 @@ from klippers.llm import (
     OpenAIChat,
     parse_response,
 )
-from tests.klippers.test_highlights import PLANTED, _filler, _transcript
+from tests.klippers.selection.test_highlights import PLANTED, _filler, _transcript
 
 Reply = Callable[[dict[str, Any]], tuple[int, dict[str, Any] | str]]
 

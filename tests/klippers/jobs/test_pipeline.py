@@ -19,9 +19,9 @@ from click.testing import CliRunner
 
 import klipmedia
 from klippers.cli import cli
-from klippers.contract import ContractError, ShortsConfig, VideoRef
-from klippers.jobs import EXIT_BAD_INPUT, JobInputError
-from klippers.parent import run_parent
+from klippers.contract import EXIT_BAD_INPUT, ContractError, ShortsConfig, VideoRef
+from klippers.jobs.parent import run_parent
+from klippers.jobs.runner import JobInputError
 from klippers.storage import LocalStorage, S3Storage, Storage
 from tests.support import media
 from tests.support.talk import talk_video
@@ -235,7 +235,7 @@ def s3_storage(aws_env: None, s3_endpoint: str) -> S3Storage:
 def test_jobs_on_s3_end_to_end_with_a_killed_child(
     s3_storage: S3Storage, s3_endpoint: str, talk: Path, tmp_path: Path
 ) -> None:
-    from klippers.child import run_child
+    from klippers.jobs.child import run_child
 
     ref = VideoRef("creator-1", "episode-7")
     put_inputs(

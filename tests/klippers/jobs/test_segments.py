@@ -9,9 +9,9 @@ from pathlib import Path
 import av
 import pytest
 
-from klippers.highlights import select_highlights
-from klippers.segments import retime_transcript, write_manifest, write_segments
-from klippers.transcript import Sentence, Transcript, Word
+from klippers.asr.transcript import Sentence, Transcript, Word
+from klippers.jobs.segments import retime_transcript, write_manifest, write_segments
+from klippers.selection.highlights import select_highlights
 from tests.klipmedia.test_cut import FPS, GOP, _make_source, _read_index
 
 SENTENCES = [

@@ -13,26 +13,30 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from klipmedia.errors import KlipmediaError
-from klippers.contract import ENV_BUCKET, ENV_LOG_FORMAT, ContractError, VideoRef
-from klippers.highlights import HighlightsError
+from klippers.asr.transcribe import AudioInputError, AudioNotFoundError, UnknownBackendError
+from klippers.asr.transcript import TranscriptError
+from klippers.contract import (
+    ENV_BUCKET,
+    ENV_LOG_FORMAT,
+    EXIT_BAD_INPUT,
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_TRANSIENT,
+    ContractError,
+    VideoRef,
+)
+from klippers.selection.highlights import HighlightsError
 from klippers.storage import (
     Storage,
     StorageKeyNotFoundError,
     StorageUnavailableError,
     open_storage,
 )
-from klippers.transcribe import AudioInputError, AudioNotFoundError, UnknownBackendError
-from klippers.transcript import TranscriptError
 
 log = logging.getLogger(__name__)
 
 ENV_WAREHOUSE = "KLIPPERS_WAREHOUSE"
 ENV_WORKDIR = "KLIPPERS_WORKDIR"
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_BAD_INPUT = 2
-EXIT_TRANSIENT = 75  # EX_TEMPFAIL: trying again later may succeed
 
 BAD_INPUT_ERRORS: tuple[type[BaseException], ...] = (
     ContractError,

@@ -22,8 +22,22 @@ import pytest
 from click.testing import CliRunner, Result
 from PIL import Image
 
-from klippers import cloud
+from klippers.aws import (
+    JOBS_LOG_GROUP,
+    STATE_MACHINE_ARN_ENV,
+    STATE_MACHINE_LOG_GROUP,
+    STATE_MACHINE_NAME,
+)
 from klippers.cli import cli
+from klippers.cloud.clients import Clients, CloudInputError
+from klippers.cloud.executions import (
+    MAX_EXECUTION_NAME,
+    execution_name,
+    execution_prefix,
+    execution_status,
+)
+from klippers.cloud.logs import STATE_MACHINE_SOURCE, job_streams, log_lines
+from klippers.cloud.warehouse import slug, upload
 from klippers.contract import (
     ENV_BUCKET,
     ENV_USER_ID,
@@ -34,8 +48,6 @@ from klippers.contract import (
 from klippers.statemachine import (
     PLACEHOLDERS,
     RUN_PARENT,
-    STATE_MACHINE_LOG_GROUP,
-    STATE_MACHINE_NAME,
     build_definition,
     execution_input,
 )
@@ -55,7 +67,7 @@ class Aws:
     endpoint: str
     bucket: str
     machine_arn: str
-    clients: cloud.Clients
+    clients: Clients
 
     @property
     def storage(self) -> Any:
@@ -76,7 +88,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
-def _state_machine(clients: cloud.Clients, bucket: str, name: str = STATE_MACHINE_NAME) -> str:
+def _state_machine(clients: Clients, bucket: str, name: str = STATE_MACHINE_NAME) -> str:
     definition = build_definition(**{**PLACEHOLDERS, "bucket": bucket})
     created = clients.sfn.create_state_machine(
         name=name, definition=json.dumps(definition), roleArn=ROLE
@@ -87,9 +99,9 @@ def _state_machine(clients: cloud.Clients, bucket: str, name: str = STATE_MACHIN
 @pytest.fixture
 def aws(aws_env: None, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
-    for name in (ENV_USER_ID, ENV_VIDEO_ID, cloud.STATE_MACHINE_ARN_ENV):
+    for name in (ENV_USER_ID, ENV_VIDEO_ID, STATE_MACHINE_ARN_ENV):
         monkeypatch.delenv(name, raising=False)
-    clients = cloud.Clients.connect()
+    clients = Clients.connect()
     bucket = f"klippers-cloud-{uuid.uuid4().hex[:12]}"
     clients.s3.create_bucket(Bucket=bucket)
     arn = _state_machine(clients, bucket)
@@ -107,7 +119,7 @@ def _executions(aws: Aws) -> list[dict[str, Any]]:
 
 
 def _uploaded(aws: Aws, clip: Path, ref: VideoRef = REF, shorts: int = 3) -> None:
-    cloud.upload(aws.storage, clip, ref, shorts=shorts, short_seconds=30)
+    upload(aws.storage, clip, ref, shorts=shorts, short_seconds=30)
 
 
 # --- upload -----------------------------------------------------------------------------------
@@ -192,9 +204,9 @@ def test_upload_needs_a_bucket(aws: Aws, clip: Path) -> None:
 
 
 def test_slug() -> None:
-    assert cloud.slug("My Talk (2024) final.MP4") == "my-talk-2024-final"
-    with pytest.raises(cloud.CloudInputError, match="--video"):
-        cloud.slug("???.mp4")
+    assert slug("My Talk (2024) final.MP4") == "my-talk-2024-final"
+    with pytest.raises(CloudInputError, match="--video"):
+        slug("???.mp4")
 
 
 # --- run --------------------------------------------------------------------------------------
@@ -206,7 +218,7 @@ def test_run_starts_a_named_execution_from_the_seed_variables(aws: Aws, clip: Pa
     result = klip("run", env=env)
     assert result.exit_code == 0, result.output
     [execution] = _executions(aws)
-    assert execution["name"] == cloud.execution_name(REF, 1)
+    assert execution["name"] == execution_name(REF, 1)
     assert execution["status"] == "RUNNING"
     described = aws.clients.sfn.describe_execution(executionArn=execution["executionArn"])
     assert json.loads(described["input"]) == execution_input(REF)
@@ -231,7 +243,7 @@ def test_a_second_run_is_refused_while_the_first_runs(aws: Aws, clip: Path) -> N
     third = klip("run", "--user", "alice", "--video", "my-talk")
     assert third.exit_code == 0, third.output
     names = {e["name"] for e in _executions(aws)}
-    assert names == {cloud.execution_name(REF, 1), cloud.execution_name(REF, 2)}
+    assert names == {execution_name(REF, 1), execution_name(REF, 2)}
 
 
 def test_another_video_runs_alongside(aws: Aws, clip: Path) -> None:
@@ -274,7 +286,7 @@ def test_run_finds_the_state_machine_by_arn_and_checks_its_bucket(aws: Aws, clip
     other_bucket = f"klippers-other-{uuid.uuid4().hex[:8]}"
     aws.clients.s3.create_bucket(Bucket=other_bucket)
     other = _state_machine(aws.clients, other_bucket, name="klippers-staging")
-    cloud.upload(aws.clients.warehouse(other_bucket), clip, REF, shorts=2, short_seconds=30)
+    upload(aws.clients.warehouse(other_bucket), clip, REF, shorts=2, short_seconds=30)
 
     result = klip(
         "run",
@@ -282,7 +294,7 @@ def test_run_finds_the_state_machine_by_arn_and_checks_its_bucket(aws: Aws, clip
         "alice",
         "--video",
         "my-talk",
-        env={cloud.STATE_MACHINE_ARN_ENV: other},
+        env={STATE_MACHINE_ARN_ENV: other},
     )
     assert result.exit_code == 0, result.output
     assert len(aws.clients.sfn.list_executions(stateMachineArn=other)["executions"]) == 1
@@ -316,14 +328,12 @@ def test_run_says_when_no_state_machine_is_deployed(aws: Aws) -> None:
 
 def test_execution_names_are_valid_unique_and_bounded() -> None:
     long = VideoRef("u" * 128, "v@x+y=z." + "w" * 100)
-    name = cloud.execution_name(long, 99999)
-    assert len(name) <= cloud.MAX_EXECUTION_NAME
+    name = execution_name(long, 99999)
+    assert len(name) <= MAX_EXECUTION_NAME
     assert all(c.isalnum() or c in "-_" for c in name)
     # Same readable text, different IDs: the digest keeps them apart.
-    assert cloud.execution_prefix(VideoRef("a-b", "c")) != cloud.execution_prefix(
-        VideoRef("a", "b-c")
-    )
-    assert cloud.execution_name(REF, 3) == cloud.execution_prefix(REF) + "3"
+    assert execution_prefix(VideoRef("a-b", "c")) != execution_prefix(VideoRef("a", "b-c"))
+    assert execution_name(REF, 3) == execution_prefix(REF) + "3"
 
 
 # --- status, list, stop -----------------------------------------------------------------------
@@ -337,12 +347,12 @@ def test_status_reports_the_execution_and_the_shorts_so_far(aws: Aws, clip: Path
     result = klip("status", "--user", "alice", "--video", "my-talk")
     assert result.exit_code == 0, result.output
     rows = dict(line.split(None, 1) for line in result.output.splitlines())
-    assert rows["execution"] == cloud.execution_name(REF, 1)
+    assert rows["execution"] == execution_name(REF, 1)
     assert rows["video"] == "alice/my-talk"
     assert rows["status"] == "RUNNING"
     assert rows["shorts"].startswith("2 of 3 in s3://")
 
-    by_name = klip("status", cloud.execution_name(REF, 1))
+    by_name = klip("status", execution_name(REF, 1))
     assert by_name.exit_code == 0, by_name.output
     assert by_name.output == result.output
 
@@ -365,11 +375,11 @@ def test_list_shows_recent_executions_filtered_by_user_and_video(aws: Aws, clip:
         return [line.split()[0] for line in result.output.splitlines()[1:]]
 
     every = names()
-    assert sorted(every) == sorted(cloud.execution_name(r, 1) for r in refs)
+    assert sorted(every) == sorted(execution_name(r, 1) for r in refs)
     assert names("--user", "alice") == [
-        n for n in every if n in {cloud.execution_name(r, 1) for r in refs[:2]}
+        n for n in every if n in {execution_name(r, 1) for r in refs[:2]}
     ]
-    assert names("--user", "alice", "--video", "a2") == [cloud.execution_name(refs[1], 1)]
+    assert names("--user", "alice", "--video", "a2") == [execution_name(refs[1], 1)]
     assert len(names("--limit", "2")) == 2
     assert klip("list", "--user", "carol").output == "no executions\n"
     no_user = klip("list", "--video", "a1")
@@ -486,17 +496,15 @@ def test_logs_follow_polls_until_the_execution_ends(aws: Aws, clip: Path) -> Non
         )
         aws.clients.sfn.stop_execution(executionArn=arn)
 
-    lines = list(
-        cloud.log_lines(aws.clients.sfn, logs, arn, follow=True, poll_seconds=3, sleep=sleep)
-    )
+    lines = list(log_lines(aws.clients.sfn, logs, arn, follow=True, poll_seconds=3, sleep=sleep))
     assert sleeps == [3]
     assert [json.loads(line.message)["type"] for line in lines] == [
         "ExecutionStarted",
         "ExecutionAborted",
     ]
-    assert {line.source for line in lines} == {cloud.STATE_MACHINE_SOURCE}
+    assert {line.source for line in lines} == {STATE_MACHINE_SOURCE}
 
-    once = list(cloud.log_lines(aws.clients.sfn, logs, arn, sleep=sleep))
+    once = list(log_lines(aws.clients.sfn, logs, arn, sleep=sleep))
     assert len(once) == 2
     assert sleeps == [3]
 
@@ -518,7 +526,7 @@ def test_logs_and_status_of_a_real_execution(
         harness.provision()
         harness.jobs[PARENT_FAMILY] = parent
         harness.jobs[CHILD_FAMILY] = lambda env: None
-        clients = cloud.Clients.connect()
+        clients = Clients.connect()
         storage = clients.warehouse(BUCKET)
         storage.write_bytes(REF.original_video, b"video")
         storage.write_bytes(REF.thumbnail, PNG_SIGNATURE)
@@ -530,7 +538,7 @@ def test_logs_and_status_of_a_real_execution(
                 "executions"
             ][0]["executionArn"]
             status = _wait(
-                lambda: cloud.execution_status(clients.sfn, storage, arn),
+                lambda: execution_status(clients.sfn, storage, arn),
                 lambda s: s.current_states == ((RUN_PARENT, 1),),
             )
             assert status.status == "RUNNING"
@@ -541,20 +549,20 @@ def test_logs_and_status_of_a_real_execution(
         finally:
             released.set()
         done = _wait(
-            lambda: cloud.execution_status(clients.sfn, storage, arn),
+            lambda: execution_status(clients.sfn, storage, arn),
             lambda s: s.status != "RUNNING",
         )
         assert (done.status, done.current_states) == ("SUCCEEDED", ())
 
         history = clients.sfn.get_execution_history(executionArn=arn)["events"]
-        streams = cloud.job_streams(history)
+        streams = job_streams(history)
         assert sorted(s.split("/")[0] for s in streams) == ["child", "child", "parent"]
         start = int(time.time() * 1000) - 500
         for i, stream in enumerate(streams):
-            _put_events(clients.logs, cloud.JOBS_LOG_GROUP, stream, [(start + 10 * i, stream)])
+            _put_events(clients.logs, JOBS_LOG_GROUP, stream, [(start + 10 * i, stream)])
         _put_events(
             clients.logs,
-            cloud.JOBS_LOG_GROUP,
+            JOBS_LOG_GROUP,
             "parent/klippers-parent/other-task",
             [(start, "another execution's task")],
         )
@@ -565,13 +573,13 @@ def test_logs_and_status_of_a_real_execution(
             [(start - 1, _state_event(arn, "ExecutionStarted"))],
         )
 
-        lines = list(cloud.log_lines(clients.sfn, clients.logs, arn))
+        lines = list(log_lines(clients.sfn, clients.logs, arn))
         assert [line.message for line in lines] == [_state_event(arn, "ExecutionStarted"), *streams]
-        assert [line.source for line in lines] == [cloud.STATE_MACHINE_SOURCE, *streams]
+        assert [line.source for line in lines] == [STATE_MACHINE_SOURCE, *streams]
         printed = klip("logs", arn)
         assert printed.exit_code == 0, printed.output
         assert [line.split()[2] for line in printed.output.splitlines()] == [
-            cloud.STATE_MACHINE_SOURCE,
+            STATE_MACHINE_SOURCE,
             *streams,
         ]
 
@@ -583,116 +591,3 @@ def _wait(get: Any, ready: Any, timeout: float = 30) -> Any:
             raise AssertionError(f"still {value} after {timeout} s")
         time.sleep(0.05)
     return value
-
-
-# --- estimate ---------------------------------------------------------------------------------
-
-
-def test_estimate_follows_the_model() -> None:
-    size = cloud.TaskSize(4, 8)
-    e = cloud.estimate(
-        hours=1, shorts=5, parent=size, child=cloud.TaskSize(2, 4), asr_model="tiny.en"
-    )
-    stages = {(s.task, s.name): s for s in e.stages}
-    asr = stages[("parent", "transcribe (tiny.en)")]
-    assert asr.cpu_seconds == pytest.approx(3600 * 0.036 * 2)
-    assert asr.wall_seconds == pytest.approx(asr.cpu_seconds / (1 + 3 * cloud.PARALLEL_EFFICIENCY))
-    assert stages[("parent", "smart cut")].cpu_seconds == pytest.approx(5 * 60 * 0.1)
-    assert stages[("child", "render")].cpu_seconds == pytest.approx(60 * 1.1)
-    assert stages[("child", "reframe analysis")].cpu_seconds == pytest.approx(60 * 0.11)
-    assert e.wall_seconds == pytest.approx(
-        cloud.STEP_FUNCTIONS_OVERHEAD_SECONDS + e.parent_seconds + e.child_seconds
-    )
-    per_task_hour = 4 * cloud.FARGATE_VCPU_HOUR + 8 * cloud.FARGATE_GB_HOUR
-    parent_dollars = cloud.TaskSize(4, 8).dollars(e.parent_seconds)
-    assert parent_dollars > per_task_hour * e.parent_seconds / 3600
-    assert e.fargate_dollars == pytest.approx(
-        parent_dollars + 5 * cloud.TaskSize(2, 4).dollars(e.child_seconds)
-    )
-    assert e.state_transitions == cloud.STATE_TRANSITIONS_FIXED + 5
-    assert e.notes == ()
-    base = cloud.estimate(hours=1, shorts=5, parent=size, child=cloud.TaskSize(2, 4))
-    assert base.stages[2].cpu_seconds == pytest.approx(3 * asr.cpu_seconds)
-    assert "estimate" in base.notes[0]
-
-
-def test_doubling_shorts_doubles_child_cpu_and_adds_waves() -> None:
-    sizes = {"parent": cloud.TaskSize(4, 8), "child": cloud.TaskSize(1, 3)}
-    five = cloud.estimate(hours=1, shorts=5, **sizes)
-    ten = cloud.estimate(hours=1, shorts=10, **sizes)
-    assert ten.child_cpu_seconds == pytest.approx(2 * five.child_cpu_seconds)
-    assert (five.waves, ten.waves) == (1, 1)
-    serial = cloud.estimate(hours=1, shorts=10, max_concurrency=5, **sizes)
-    assert serial.waves == 2
-    assert serial.wall_seconds == pytest.approx(ten.wall_seconds + ten.child_seconds)
-
-
-def test_one_hour_default_meets_the_targets_and_beats_the_seed() -> None:
-    e = cloud.estimate(hours=1, shorts=5)
-    assert e.wall_minutes <= 8 * cloud.LATENCY_HEADROOM
-    assert e.total_dollars <= 0.35
-    assert e.meets_targets
-    seed_sized = cloud.estimate(hours=1, shorts=5, parent=cloud.SEED_SIZE, child=cloud.SEED_SIZE)
-    assert seed_sized.total_dollars > e.total_dollars
-    assert e.total_dollars < cloud.SEED_DOLLARS / 10
-    assert e.wall_minutes < cloud.SEED_MINUTES / 3
-
-
-def test_estimate_reports_a_missed_target() -> None:
-    slow = cloud.estimate(
-        hours=1,
-        shorts=50,
-        parent=cloud.TaskSize(1, 4),
-        child=cloud.TaskSize(1, 3),
-        max_concurrency=1,
-    )
-    assert not slow.meets_targets
-    result = klip(
-        "estimate",
-        "--hours",
-        "1",
-        "--shorts",
-        "50",
-        "--parent-vcpu",
-        "1",
-        "--child-vcpu",
-        "1",
-        "--max-concurrency",
-        "1",
-    )
-    assert result.exit_code == 0, result.output
-    assert "MISSES" in result.output
-
-
-def test_fargate_sizes_are_validated_and_billed_for_at_least_a_minute() -> None:
-    with pytest.raises(cloud.CloudInputError, match="vCPU must be one of"):
-        cloud.TaskSize(3, 8)
-    with pytest.raises(cloud.CloudInputError, match="16 vCPU takes 32 to 120 GB"):
-        cloud.TaskSize(16, 4)
-    with pytest.raises(cloud.CloudInputError, match=r"0\.25 vCPU takes 0\.5 to 2 GB"):
-        cloud.TaskSize(0.25, 1.5)  # Fargate offers 0.5, 1 and 2 GB only
-    assert cloud.smallest_size(0.25, 1.2) == cloud.TaskSize(0.25, 2)
-    assert cloud.smallest_size(2, 4.5) == cloud.TaskSize(2, 5)
-    assert cloud.smallest_size(8, 3) == cloud.TaskSize(8, 16)
-    size = cloud.TaskSize(1, 2)
-    assert size.dollars(5) == pytest.approx(size.dollars(60))
-    assert size.dollars(120) == pytest.approx(2 * size.dollars(60))
-    assert (size.cpu_units, size.memory_mib) == (1024, 2048)
-
-
-def test_estimate_cli_prints_the_table_and_recommends_sizes() -> None:
-    result = klip("estimate", "--hours", "1", "--shorts", "5")
-    assert result.exit_code == 0, result.output
-    best = cloud.recommend(hours=1, shorts=5)
-    assert "transcribe (base)" in result.output
-    assert "meets" in result.output
-    assert f"parentCpu {best.parent.cpu_units} parentMemory {best.parent.memory_mib}" in (
-        result.output
-    )
-    assert "seed pipeline (reported)" in result.output
-    assert cloud.PRICES_TAKEN in result.output
-    bad = klip("estimate", "--hours", "1", "--parent-vcpu", "3")
-    assert bad.exit_code == 2
-    assert "vCPU must be one of" in bad.output
-    too_long = klip("estimate", "--hours", "0")
-    assert too_long.exit_code == 2

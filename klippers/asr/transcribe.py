@@ -15,7 +15,7 @@ only the audio stream.
 
 Examples
 --------
->>> from klippers.transcribe import transcribe_file
+>>> from klippers.asr.transcribe import transcribe_file
 >>> transcript = transcribe_file("talk.mp4", backend="faster-whisper", model="tiny.en")
 >>> [(w.start, w.end, w.text) for w in transcript.words[:3]]  # seconds from media start
 """
@@ -26,17 +26,18 @@ import base64
 import gzip
 import logging
 import os
-import re
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import av
 import numpy as np
 
-from klippers.transcript import Sentence, Transcript, Word
+from klipmedia.captions import ends_sentence
+from klippers.asr.transcript import Sentence, Transcript, Word
+from klippers.contract import DEFAULT_ASR_MODEL, ENV_ASR_MODEL
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +46,7 @@ FASTER_WHISPER = "faster-whisper"
 WHISPER_TIMESTAMPED = "whisper-timestamped"
 BACKENDS = (FASTER_WHISPER, WHISPER_TIMESTAMPED)
 DEFAULT_BACKEND = FASTER_WHISPER
-DEFAULT_MODEL = "base"
 BACKEND_ENV = "KLIPPERS_ASR_BACKEND"
-MODEL_ENV = "KLIPPERS_ASR_MODEL"
 
 SILENCE_PEAK = 1e-3
 """Audio whose absolute peak stays below this (-60 dBFS) holds no speech: skip the model."""
@@ -64,7 +63,6 @@ QUIET_FRAMES = 50
 """Windows are cut at the quietest ``QUIET_FRAMES`` x 10 ms in the last ``SPLIT_SEARCH_S``."""
 SENTENCE_PAUSE_S = 1.5
 """A pause this long between words ends a sentence even without punctuation."""
-_SENTENCE_END = re.compile(r"[.!?…。！？][\"'”’)\]}»]*$")
 _NO_SPACE_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "km", "my", "yue", "bo"})
 _FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
@@ -294,7 +292,7 @@ def group_sentences(
     for i, word in enumerate(words):
         current.append(word)
         nxt = words[i + 1] if i + 1 < len(words) else None
-        if nxt is None or _SENTENCE_END.search(word.text) or nxt.start - word.end >= pause:
+        if nxt is None or ends_sentence(word.text) or nxt.start - word.end >= pause:
             text = join_words(current, language)
             sentences.append(Sentence(current[0].start, current[-1].end, text, tuple(current)))
             current = []
@@ -344,6 +342,7 @@ def window_bounds(
     return bounds
 
 
+@dataclass
 class _WindowedTranscriber:
     """Runs a backend window by window and puts the words back on the audio's timeline.
 
@@ -353,9 +352,11 @@ class _WindowedTranscriber:
     first window with sound is kept for the following ones.
     """
 
-    backend: str
+    backend: ClassVar[str]
     model: str
-    window_s: float
+    beam_size: int = 5
+    threads: int = 0
+    window_s: float = WINDOW_S
 
     def recognise(self, audio: np.ndarray, language: str | None) -> tuple[list[Word], str]:
         """Words (times from the start of ``audio``) and language of one window."""
@@ -390,11 +391,7 @@ def _missing_backend(backend: str, exc: ImportError) -> BackendUnavailableError:
 class FasterWhisperTranscriber(_WindowedTranscriber):
     """faster-whisper (CTranslate2) backend; int8 weights on CPU."""
 
-    model: str
-    beam_size: int = 5
-    threads: int = 0
-    window_s: float = WINDOW_S
-    backend: str = FASTER_WHISPER
+    backend: ClassVar[str] = FASTER_WHISPER
 
     def __post_init__(self) -> None:
         try:
@@ -457,11 +454,7 @@ def load_openai_whisper(model: str) -> Any:
 class WhisperTimestampedTranscriber(_WindowedTranscriber):
     """whisper-timestamped backend (openai-whisper in float32 on CPU, DTW word alignment)."""
 
-    model: str
-    beam_size: int = 5
-    threads: int = 0
-    window_s: float = WINDOW_S
-    backend: str = WHISPER_TIMESTAMPED
+    backend: ClassVar[str] = WHISPER_TIMESTAMPED
 
     def __post_init__(self) -> None:
         try:
@@ -515,7 +508,7 @@ def resolve_backend(backend: str | None = None) -> str:
 
 def resolve_model(model: str | None = None) -> str:
     """The model name or path: ``model``, else ``$KLIPPERS_ASR_MODEL``, else the default."""
-    return model or os.environ.get(MODEL_ENV) or DEFAULT_MODEL
+    return model or os.environ.get(ENV_ASR_MODEL) or DEFAULT_ASR_MODEL
 
 
 def load_transcriber(

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 import srt
+from click.testing import CliRunner
 
-from klippers.subtitles import (
+import klipmedia
+from klippers.asr.subtitles import (
     CueLimits,
     make_cues,
     wrap_words,
@@ -18,7 +20,8 @@ from klippers.subtitles import (
     write_transcript_files,
     write_words_json,
 )
-from klippers.transcript import Sentence, Transcript, Word
+from klippers.asr.transcript import Sentence, Transcript, Word
+from klippers.cli import cli
 
 LONG_SENTENCE = (
     "When you build a garden box you want boards that do not warp, screws that do not rust, "
@@ -114,6 +117,62 @@ def test_sentence_without_word_times_is_spread_over_its_span() -> None:
     assert cues[0].start == 2.0
     assert cues[-1].end == pytest.approx(12.0)
     assert all(c.end - c.start <= 7.0 for c in cues)
+
+
+def _awkward_transcript() -> Transcript:
+    """What real ASR output holds: zero-length words, a word at the next one's start,
+    sub-millisecond times, and words running past the end of the media."""
+    words = (
+        Word(0.0, 0.0, "Um,"),
+        Word(0.0, 0.4, "so"),
+        Word(0.4, 0.4, "yes."),
+        Word(0.4004, 0.4004, "Okay."),
+        Word(0.4004, 1.2, "Right."),
+        Word(9.9996, 10.4, "Bye"),
+        Word(10.5, 11.0, "now."),
+    )
+    sentences = (
+        Sentence(0.0, 0.4, "Um, so yes.", words[:3]),
+        Sentence(0.4004, 0.4004, "Okay.", words[3:4]),
+        Sentence(0.4004, 1.2, "Right.", words[4:5]),
+        Sentence(9.9996, 11.0, "Bye now.", words[5:]),
+    )
+    return Transcript("en", 10.0, sentences)
+
+
+def test_cues_never_last_no_time_nor_run_past_the_media() -> None:
+    cues = make_cues(_awkward_transcript())
+    assert cues, "the real words still get cues"
+    assert all(round(c.end * 1000) > round(c.start * 1000) for c in cues)
+    assert all(c.end <= 10.0 for c in cues)
+    assert all(b.start >= a.end for a, b in itertools.pairwise(cues))
+    assert "Right." in [line for c in cues for line in c.lines]
+
+
+def test_our_srt_round_trips_through_srt_and_klipmedia(tmp_path: Path) -> None:
+    """What the writer emits, both parsers read back unchanged (times to the millisecond)."""
+    path = write_srt(_awkward_transcript(), tmp_path / "original.srt")
+    cues = make_cues(_awkward_transcript())
+    parsed = parsed_srt(path)
+    assert [(s.start.total_seconds(), s.end.total_seconds()) for s in parsed] == [
+        (c.start, c.end) for c in cues
+    ]
+    assert [s.content.splitlines() for s in parsed] == [list(c.lines) for c in cues]
+    assert [s.index for s in parsed] == list(range(1, len(cues) + 1))
+    events = klipmedia.Captions.from_srt(path).events
+    assert [(e.start, e.end, e.text) for e in events] == [
+        (c.start, c.end, " ".join(c.lines)) for c in cues
+    ]
+
+
+def test_klip_render_reads_the_projects_own_srt(ramp_clip: Path, tmp_path: Path) -> None:
+    """``klip render seg.mp4 --srt original.srt`` on a transcript with awkward timings."""
+    path = write_srt(_awkward_transcript(), tmp_path / "original.srt")
+    out = tmp_path / "short.mp4"
+    args = ["render", str(ramp_clip), "-o", str(out), "--srt", str(path)]
+    result = CliRunner().invoke(cli, [*args, "--layout", "full", "--preset", "ultrafast"])
+    assert result.exit_code == 0, result.output
+    assert klipmedia.probe(out).duration > 0
 
 
 def test_text_and_words_json_writers(tmp_path: Path, transcript: Transcript) -> None:

@@ -1,0 +1,293 @@
+"""The cost and latency model behind ``klip cloud estimate``: stage CPU -> wall time -> dollars.
+
+Examples
+--------
+>>> round(estimate(hours=1, shorts=5).total_dollars, 3) <= TARGET_DOLLARS_PER_HOUR
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from klippers.aws import FARGATE_SIZES, TaskSize, smallest_size
+from klippers.cloud.clients import CloudInputError
+
+PRICES_TAKEN = "2026-03"
+"""When the prices below were read: aws.amazon.com/fargate/pricing and
+aws.amazon.com/step-functions/pricing, us-east-1, Linux/x86, on demand."""
+FARGATE_VCPU_HOUR = 0.04048
+FARGATE_GB_HOUR = 0.004445
+FARGATE_STORAGE_GB_HOUR = 0.000111
+"""Ephemeral storage above the included 20 GB."""
+FARGATE_INCLUDED_STORAGE_GB = 20
+FARGATE_MINIMUM_BILLED_SECONDS = 60
+PUBLIC_IPV4_HOUR = 0.005
+"""Each task gets a public IPv4 address (``assignPublicIp``, the default without NAT)."""
+STEP_FUNCTIONS_TRANSITION = 0.025 / 1000
+"""Standard workflows; S3 requests (a few dozen per run) are left out: well under $0.001."""
+
+ASR_RTF_TINY_EN_2_CORES = 0.036
+"""faster-whisper tiny.en int8: processing time / audio time on this machine's 2 cores."""
+ASR_MEASURED_CORES = 2
+ASR_MODEL_CPU_FACTOR: Mapping[str, float] = {
+    "tiny.en": 1.0,
+    "tiny": 1.0,
+    "base.en": 3.0,
+    "base": 3.0,
+    "small.en": 9.0,
+    "small": 9.0,
+}
+"""CPU relative to tiny.en. Only tiny.en is measured; base ~3x and small ~9x are estimates
+from the models' sizes (39 M, 74 M, 244 M parameters) and published relative speeds."""
+SMART_CUT_CPU_PER_SEGMENT_SECOND = 0.1
+"""Frame-accurate cut (re-encode of the GOP edges, copy between): measured on 2 cores,
+to be re-measured with the final cutter."""
+RENDER_CPU_PER_OUTPUT_SECOND = 1.1
+"""Vertical 1080x1920 render, libx264 veryfast, captions: CPU seconds per output second."""
+REFRAME_CPU_PER_VIDEO_SECOND = 0.11
+"""Face-following crop analysis of the segment a child renders, per second of video."""
+PARALLEL_EFFICIENCY = 0.75
+"""Assumed share of the extra vCPUs a stage turns into speed (not measured above 2 cores)."""
+TASK_STARTUP_SECONDS = 60.0
+"""Assumed Fargate start: ENI, image pull (~1.5 GB image with the ASR model), container start;
+billed (billing starts at the image pull)."""
+S3_MEGABYTES_PER_SECOND = 100.0
+"""Assumed S3 <-> Fargate throughput in one region."""
+VIDEO_MEGABITS_PER_SECOND = 5.0
+"""Assumed bitrate of the uploaded 1080p original (the parent downloads all of it)."""
+SHORT_MEGABITS_PER_SECOND = 8.0
+"""Bitrate of a cut segment / rendered short (children download one, upload one)."""
+STATE_TRANSITIONS_FIXED = 7
+"""RunParent, ReadConfig, CheckSegmentCount, ListSegments, RenderShorts, Done, + start."""
+STATE_TRANSITIONS_PER_SHORT = 1
+STEP_FUNCTIONS_OVERHEAD_SECONDS = 5.0
+"""ReadConfig, Choice, Map scheduling and the ``.sync`` polling between tasks."""
+PARENT_MEMORY_NEED_GB = 4.0
+"""Decoding, the ASR model and segment cutting (base model); assumed with margin."""
+CHILD_MEMORY_NEED_GB = 3.0
+"""One 1080x1920 render with the background and face tracking; assumed with margin."""
+EPHEMERAL_STORAGE_GB = 100
+"""Task disk configured by the stack (``ephemeralStorageGib``)."""
+
+SEED_MINUTES = 30.0
+SEED_DOLLARS = 3.50
+"""What the seed's pipeline took for a 1-hour video and 5 shorts (16 vCPU / 64 GB tasks)."""
+SEED_SIZE_VCPU = 16.0
+SEED_SIZE_GB = 64.0
+TARGET_MINUTES_PER_HOUR = 8.0
+TARGET_DOLLARS_PER_HOUR = 0.35
+"""Targets for a 1-hour video: <= 8 minutes and <= $0.35."""
+LATENCY_HEADROOM = 0.75
+""":func:`recommend` keeps the modelled wall time within this share of the target."""
+
+
+def task_dollars(size: TaskSize, seconds: float, storage_gb: float = EPHEMERAL_STORAGE_GB) -> float:
+    """On-demand price of one task of ``size`` running ``seconds`` (one-minute minimum)."""
+    hours = max(seconds, FARGATE_MINIMUM_BILLED_SECONDS) / 3600
+    extra_storage = max(0.0, storage_gb - FARGATE_INCLUDED_STORAGE_GB)
+    return hours * (
+        size.vcpu * FARGATE_VCPU_HOUR
+        + size.memory_gb * FARGATE_GB_HOUR
+        + extra_storage * FARGATE_STORAGE_GB_HOUR
+        + PUBLIC_IPV4_HOUR
+    )
+
+
+SEED_SIZE = TaskSize(SEED_SIZE_VCPU, SEED_SIZE_GB)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the model: where it runs, its CPU seconds and its wall seconds."""
+
+    name: str
+    task: str
+    cpu_seconds: float
+    wall_seconds: float
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Wall time and dollars of one video through the pipeline (see :func:`estimate`)."""
+
+    hours: float
+    shorts: int
+    short_seconds: float
+    asr_model: str
+    parent: TaskSize
+    child: TaskSize
+    max_concurrency: int
+    stages: tuple[Stage, ...]
+    parent_seconds: float
+    child_seconds: float
+    waves: int
+    wall_seconds: float
+    fargate_dollars: float
+    state_transitions: int
+    step_functions_dollars: float
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def total_dollars(self) -> float:
+        """Fargate plus Step Functions (S3 requests are negligible)."""
+        return self.fargate_dollars + self.step_functions_dollars
+
+    @property
+    def wall_minutes(self) -> float:
+        """End-to-end minutes from the start of the execution."""
+        return self.wall_seconds / 60
+
+    @property
+    def child_cpu_seconds(self) -> float:
+        """CPU seconds of all children together."""
+        return sum(s.cpu_seconds for s in self.stages if s.task == "child") * self.shorts
+
+    @property
+    def target_minutes(self) -> float:
+        """The latency target scaled to this video's length."""
+        return TARGET_MINUTES_PER_HOUR * self.hours
+
+    @property
+    def target_dollars(self) -> float:
+        """The cost target scaled to this video's length."""
+        return TARGET_DOLLARS_PER_HOUR * self.hours
+
+    @property
+    def meets_targets(self) -> bool:
+        """Whether both scaled targets are met."""
+        return (
+            self.wall_minutes <= self.target_minutes and self.total_dollars <= self.target_dollars
+        )
+
+
+def _wall(cpu_seconds: float, vcpu: float) -> float:
+    """Wall seconds of ``cpu_seconds`` of work on ``vcpu`` (one vCPU is fully used)."""
+    effective = 1 + (vcpu - 1) * PARALLEL_EFFICIENCY if vcpu > 1 else vcpu
+    return cpu_seconds / effective
+
+
+def _asr_cpu_per_second(model: str) -> float:
+    if model not in ASR_MODEL_CPU_FACTOR:
+        known = ", ".join(ASR_MODEL_CPU_FACTOR)
+        raise CloudInputError(f"no CPU figure for ASR model {model!r} (known: {known})")
+    return ASR_RTF_TINY_EN_2_CORES * ASR_MEASURED_CORES * ASR_MODEL_CPU_FACTOR[model]
+
+
+def estimate(
+    *,
+    hours: float,
+    shorts: int,
+    short_seconds: float = 60.0,
+    parent: TaskSize | None = None,
+    child: TaskSize | None = None,
+    max_concurrency: int = 10,
+    asr_model: str = "base",
+) -> Estimate:
+    """Model one execution: per-stage CPU seconds -> wall seconds on the task sizes -> dollars.
+
+    Parent: start, download the original, transcribe it, cut ``shorts`` segments,
+    upload them. Children (``max_concurrency`` at a time, in waves): start, download one
+    segment, analyse faces, render, upload. Sizes default to :func:`recommend`'s.
+    """
+    if not (math.isfinite(hours) and hours > 0):
+        raise CloudInputError(f"hours must be a positive number (got {hours})")
+    if shorts < 0:
+        raise CloudInputError(f"shorts must be 0 or more (got {shorts})")
+    if not (math.isfinite(short_seconds) and short_seconds > 0):
+        raise CloudInputError(f"short duration must be positive (got {short_seconds})")
+    if max_concurrency < 1:
+        raise CloudInputError(f"max concurrency must be at least 1 (got {max_concurrency})")
+    if parent is None or child is None:
+        best = recommend(
+            hours=hours,
+            shorts=shorts,
+            short_seconds=short_seconds,
+            max_concurrency=max_concurrency,
+            asr_model=asr_model,
+        )
+        parent = parent or best.parent
+        child = child or best.child
+    video_seconds = hours * 3600
+    segment_seconds = shorts * short_seconds
+    asr_cpu = video_seconds * _asr_cpu_per_second(asr_model)
+    cut_cpu = segment_seconds * SMART_CUT_CPU_PER_SEGMENT_SECOND
+    reframe_cpu = short_seconds * REFRAME_CPU_PER_VIDEO_SECOND
+    render_cpu = short_seconds * RENDER_CPU_PER_OUTPUT_SECOND
+    original_mb = video_seconds * VIDEO_MEGABITS_PER_SECOND / 8
+    short_mb = short_seconds * SHORT_MEGABITS_PER_SECOND / 8
+    stages = (
+        Stage("start", "parent", 0.0, TASK_STARTUP_SECONDS),
+        Stage("download original", "parent", 0.0, original_mb / S3_MEGABYTES_PER_SECOND),
+        Stage(f"transcribe ({asr_model})", "parent", asr_cpu, _wall(asr_cpu, parent.vcpu)),
+        Stage("smart cut", "parent", cut_cpu, _wall(cut_cpu, parent.vcpu)),
+        Stage("upload segments", "parent", 0.0, shorts * short_mb / S3_MEGABYTES_PER_SECOND),
+        Stage("start", "child", 0.0, TASK_STARTUP_SECONDS),
+        Stage("reframe analysis", "child", reframe_cpu, _wall(reframe_cpu, child.vcpu)),
+        Stage("render", "child", render_cpu, _wall(render_cpu, child.vcpu)),
+        Stage("transfer short", "child", 0.0, 2 * short_mb / S3_MEGABYTES_PER_SECOND),
+    )
+    parent_seconds = sum(s.wall_seconds for s in stages if s.task == "parent")
+    child_seconds = sum(s.wall_seconds for s in stages if s.task == "child")
+    waves = math.ceil(shorts / max_concurrency)
+    wall = STEP_FUNCTIONS_OVERHEAD_SECONDS + parent_seconds + waves * child_seconds
+    fargate = task_dollars(parent, parent_seconds) + shorts * task_dollars(child, child_seconds)
+    transitions = STATE_TRANSITIONS_FIXED + STATE_TRANSITIONS_PER_SHORT * shorts
+    notes = []
+    if asr_model not in ("tiny.en", "tiny"):
+        notes.append(f"ASR CPU for {asr_model} is an estimate from tiny.en's measured RTF")
+    return Estimate(
+        hours=hours,
+        shorts=shorts,
+        short_seconds=short_seconds,
+        asr_model=asr_model,
+        parent=parent,
+        child=child,
+        max_concurrency=max_concurrency,
+        stages=stages,
+        parent_seconds=parent_seconds,
+        child_seconds=child_seconds,
+        waves=waves,
+        wall_seconds=wall,
+        fargate_dollars=fargate,
+        state_transitions=transitions,
+        step_functions_dollars=transitions * STEP_FUNCTIONS_TRANSITION,
+        notes=tuple(notes),
+    )
+
+
+def recommend(
+    *,
+    hours: float,
+    shorts: int,
+    short_seconds: float = 60.0,
+    max_concurrency: int = 10,
+    asr_model: str = "base",
+) -> Estimate:
+    """The cheapest parent/child sizes within ``LATENCY_HEADROOM`` of the latency target.
+
+    When no size is fast enough, the fastest.
+
+    Each vCPU choice gets the least memory covering the stage's need; ties in cost go
+    to the faster choice.
+    """
+    candidates = [
+        estimate(
+            hours=hours,
+            shorts=shorts,
+            short_seconds=short_seconds,
+            parent=smallest_size(p, PARENT_MEMORY_NEED_GB),
+            child=smallest_size(c, CHILD_MEMORY_NEED_GB),
+            max_concurrency=max_concurrency,
+            asr_model=asr_model,
+        )
+        for p in FARGATE_SIZES
+        for c in FARGATE_SIZES
+        if p >= 1 and c >= 1
+    ]
+    fast_enough = [e for e in candidates if e.wall_minutes <= e.target_minutes * LATENCY_HEADROOM]
+    if fast_enough:
+        return min(fast_enough, key=lambda e: (round(e.total_dollars, 6), e.wall_seconds))
+    return min(candidates, key=lambda e: (e.wall_seconds, e.total_dollars))
