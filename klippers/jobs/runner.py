@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from klipmedia.errors import KlipmediaError
+from klipmedia.errors import KlipmediaError, RenderError
 from klippers.asr.transcribe import AudioInputError, AudioNotFoundError, UnknownBackendError
 from klippers.asr.transcript import TranscriptError
 from klippers.contract import (
@@ -47,8 +47,22 @@ BAD_INPUT_ERRORS: tuple[type[BaseException], ...] = (
     StorageKeyNotFoundError,
     HighlightsError,
     TranscriptError,
+    json.JSONDecodeError,
+    FileNotFoundError,
+    IsADirectoryError,
+    NotADirectoryError,
+    PermissionError,
 )
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (StorageUnavailableError, ConnectionError)
+"""Wrong or missing input, or no right to read or write it: a retry cannot help (exit 2).
+
+klipmedia's :class:`~klipmedia.errors.RenderError` is the exception: not the input's fault."""
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    StorageUnavailableError,
+    OSError,
+    EOFError,
+    MemoryError,
+)
+"""I/O errors, truncated reads and downloads, memory running out: a later try may succeed (75)."""
 
 
 class JobInputError(ValueError):
@@ -56,10 +70,19 @@ class JobInputError(ValueError):
 
 
 def exit_code(error: BaseException) -> int:
-    """The exit code for a job that failed with ``error``."""
-    if isinstance(error, (JobInputError, *BAD_INPUT_ERRORS)):
+    """The exit code for a job that failed with ``error``.
+
+    Bad input (:data:`BAD_INPUT_ERRORS`, checked first: a missing input file is an
+    ``OSError`` too) gives ``EXIT_BAD_INPUT``; :data:`TRANSIENT_ERRORS`, or an error raised
+    ``from`` one (a storage or render error wrapping an I/O error), ``EXIT_TRANSIENT``;
+    anything else, a bug, ``EXIT_FAILURE``.
+    """
+    bad = isinstance(error, (JobInputError, *BAD_INPUT_ERRORS))
+    if bad and not isinstance(error, RenderError):
         return EXIT_BAD_INPUT
     if isinstance(error, TRANSIENT_ERRORS):
+        return EXIT_TRANSIENT
+    if error.__cause__ is not None and exit_code(error.__cause__) == EXIT_TRANSIENT:
         return EXIT_TRANSIENT
     return EXIT_FAILURE
 
