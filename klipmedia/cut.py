@@ -53,9 +53,10 @@ from klipmedia.audio import (
     aac_packet_length,
     audio_frame_size,
 )
+from klipmedia.colour import copy_tags
 from klipmedia.errors import CutRangeError, NoVideoStreamError, UnreadableMediaError
 from klipmedia.io import atomic_path
-from klipmedia.probe import open_media, stream_fps
+from klipmedia.probe import open_media, stream_fps, timeline_origin
 from klipmedia.timing import seconds
 
 log = logging.getLogger(__name__)
@@ -102,8 +103,9 @@ class CutSettings:
 class CutResult:
     """What :func:`cut_segment` wrote.
 
-    ``start``/``end`` are source times (seconds) of the first frame and of the end of
-    the last frame; subtitles for the cut must be shifted by ``start``. ``audio`` says
+    ``start``/``end`` are times (seconds, on the source's media timeline, see
+    :func:`~klipmedia.probe.timeline_origin`) of the first frame and of the end of the
+    last frame; subtitles for the cut must be shifted by ``start``. ``audio`` says
     whether the audio packets were copied, re-encoded, or absent from the source.
     """
 
@@ -129,7 +131,7 @@ def cut_segment(
     *,
     settings: CutSettings = CutSettings(),
 ) -> CutResult:
-    """Write ``[start, end)`` of ``source`` (seconds) to ``output`` as an MP4.
+    """Write ``[start, end)`` of ``source`` (seconds on its media timeline) to ``output`` as an MP4.
 
     Raises
     ------
@@ -170,10 +172,13 @@ def cut_segment(
 class _Plan:
     """The validated range in video ticks, and what can be copied.
 
-    ``preroll_ts`` is how far before ``start`` demuxing begins, so that the audio
-    packets before the first frame (decoder pre-roll) are read too.
+    Ticks are the file's own timestamps; ``origin_ts`` is the media timeline's zero
+    (:func:`~klipmedia.probe.timeline_origin`), so ``start_ts`` is ``origin_ts`` plus
+    the requested start. ``preroll_ts`` is how far before ``start`` demuxing begins, so
+    that the audio packets before the first frame (decoder pre-roll) are read too.
     """
 
+    origin_ts: int
     start_ts: int
     end_ts: int
     frame_ticks: int
@@ -206,9 +211,11 @@ def _plan(container: av.container.InputContainer, path: Path, start: float, end:
     if audio is not None and audio.codec_context.sample_rate:
         # two audio frames, so the frame before the one holding ``start`` is read too
         preroll = frame + 2 * audio_frame_size(audio) / audio.codec_context.sample_rate
+    origin_ts = _ticks(timeline_origin(container), time_base)
     return _Plan(
-        start_ts=_ticks(start, time_base),
-        end_ts=_ticks(end, time_base),
+        origin_ts=origin_ts,
+        start_ts=origin_ts + _ticks(start, time_base),
+        end_ts=origin_ts + _ticks(end, time_base),
         frame_ticks=max(1, round(1 / (fps * time_base))),
         time_base=time_base,
         fps=fps,
@@ -226,6 +233,10 @@ def _duration(
     if container.duration:
         return container.duration / av.time_base
     raise UnreadableMediaError(f"{container.name}: the video stream has no duration")
+
+
+SEEK_STEP_SECONDS = 1.0
+"""How much further back each retry of an inexact seek starts (doubling each time)."""
 
 
 def _ticks(time: float, time_base: Fraction) -> int:
@@ -279,8 +290,8 @@ def _run(
                 sound.finish(writer.first_pts, writer.end_pts)
         result = CutResult(
             path=output,
-            start=seconds(_require_pts(writer.first_pts), plan.time_base),
-            end=seconds(writer.end_pts, plan.time_base),
+            start=seconds(_require_pts(writer.first_pts) - plan.origin_ts, plan.time_base),
+            end=seconds(writer.end_pts - plan.origin_ts, plan.time_base),
             frames=writer.frames,
             reencoded_frames=writer.reencoded,
             method="smart" if smart else "reencode",
@@ -309,11 +320,9 @@ def _pump(
     plan: _Plan,
 ) -> None:
     """Demux from the keyframe before ``start`` (less the pre-roll) until the cut is complete."""
-    seek_ts = plan.start_ts - plan.preroll_ts
     streams = [video, audio] if audio else [video]
     try:
-        if seek_ts > 0:  # a freshly opened file is read from its first packet
-            src.seek(seek_ts, stream=video, backward=True, any_frame=False)
+        _seek_before(src, video, plan.start_ts - plan.preroll_ts, plan)
         for packet in src.demux(*streams):
             if packet.dts is None and packet.size == 0:
                 continue  # end-of-stream marker; finish() flushes the decoders
@@ -328,6 +337,48 @@ def _pump(
                 break
     except av.FFmpegError as exc:
         raise UnreadableMediaError(f"{src.name}: cannot read the media ({exc})") from exc
+
+
+def _seek_before(
+    src: av.container.InputContainer, video: av.video.stream.VideoStream, target: int, plan: _Plan
+) -> None:
+    """Position demuxing at a video keyframe at or before ``target`` (ticks).
+
+    Containers without an index (MPEG-TS) seek by byte estimate and can land a GOP or
+    more late; each miss seeks again further back (1 s, 2 s, 4 s...). A target at the
+    origin needs no seek: the file is freshly opened, or is rewound to its first byte.
+    """
+    step = _ticks(SEEK_STEP_SECONDS, plan.time_base)
+    where = target
+    while where > plan.origin_ts:
+        src.seek(where, stream=video, backward=True, any_frame=False)
+        key = _first_keyframe(src, video)
+        if key is not None and key <= target:
+            src.seek(where, stream=video, backward=True, any_frame=False)
+            return
+        where, step = where - step, 2 * step
+    if where != target:
+        _rewind(src, video, plan.origin_ts)
+
+
+def _rewind(
+    src: av.container.InputContainer, video: av.video.stream.VideoStream, origin_ts: int
+) -> None:
+    """Back to the first packet: by byte where the format allows it, else by time."""
+    try:
+        src.seek(0, unsupported_byte_offset=True)
+    except av.FFmpegError:
+        src.seek(origin_ts, stream=video, backward=True, any_frame=False)
+
+
+def _first_keyframe(
+    src: av.container.InputContainer, video: av.video.stream.VideoStream
+) -> int | None:
+    """The pts of the first video keyframe demuxed from here, or None at the end."""
+    for packet in src.demux(video):
+        if packet.is_keyframe and packet.pts is not None:
+            return int(packet.pts)
+    return None
 
 
 class _VideoWriter(ABC):
@@ -387,6 +438,7 @@ class _ReencodeWriter(_VideoWriter):
         self.out.time_base = plan.time_base
         self.out.codec_context.time_base = plan.time_base
         self.out.options = {"preset": settings.preset, "crf": str(settings.crf)}
+        copy_tags(video.codec_context, self.out.codec_context)
 
     def feed(self, packet: _Packet) -> None:
         self._encode(_decode(self.decoder, [packet], self.wanted, flush=False))
@@ -499,7 +551,7 @@ class _SmartWriter(_VideoWriter):
         self.done = True
 
     def _check_first(self, pts: int) -> None:
-        if pts > self.plan.start_ts and pts > self.plan.frame_ticks:
+        if pts > self.plan.start_ts and pts > self.plan.origin_ts + self.plan.frame_ticks:
             raise UnreadableMediaError(
                 f"{self.video.container.name}: seeking landed after the start (bad index?)"
             )
@@ -624,6 +676,7 @@ def _encoder(
     encoder.time_base = plan.time_base
     encoder.framerate = plan.fps
     encoder.flags |= Flags.global_header
+    copy_tags(video.codec_context, encoder)
     options = {
         "preset": settings.edge_preset,
         "crf": str(settings.crf),

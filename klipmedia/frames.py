@@ -1,4 +1,5 @@
-"""Decoding: frames as YUV 4:2:0 planes, constant-rate resampling, looping backgrounds."""
+"""Decoding: frames as YUV 4:2:0 planes in the output's colour, constant-rate resampling,
+looping backgrounds."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ import av
 import av.container
 import numpy as np
 import numpy.typing as npt
+from av.video.reformatter import Interpolation
 
+from klipmedia.colour import OUTPUT, Colour, colour_of, tag_output
 from klipmedia.errors import NoVideoStreamError, UnreadableMediaError
 from klipmedia.probe import open_media
 from klipmedia.timing import frame_count
@@ -22,7 +25,6 @@ from klipmedia.timing import frame_count
 log = logging.getLogger(__name__)
 
 Plane = npt.NDArray[np.uint8]
-YUV_FORMATS = ("yuv420p", "yuvj420p")
 
 
 @dataclass(frozen=True)
@@ -73,10 +75,31 @@ def plane_view(frame: av.VideoFrame, index: int) -> Plane:
 
 
 def frame_planes(frame: av.VideoFrame) -> Planes:
-    """The 4:2:0 planes of a decoded frame, converting other pixel formats first."""
-    if frame.format.name not in YUV_FORMATS:
-        frame = frame.reformat(format="yuv420p")
+    """Views of the planes of a yuv420p frame, its values as they are."""
     return Planes(plane_view(frame, 0), plane_view(frame, 1), plane_view(frame, 2))
+
+
+_MATRIX_CHANGE = (
+    Interpolation.BILINEAR
+    | Interpolation.ACCURATE_RND
+    | Interpolation.FULL_CHR_H_INT
+    | Interpolation.FULL_CHR_H_INP
+)
+"""Flags for a change of matrix, which libswscale makes through RGB: without them,
+luma comes out up to 2.6 levels dark (grey too); with them, within rounding."""
+
+
+def decoded_planes(frame: av.VideoFrame) -> Planes:
+    """The planes of a decoded frame in the output's colour: 8-bit 4:2:0, limited BT.709.
+
+    A frame already in it (the common case) is only viewed; any other (full range,
+    BT.601, 10-bit, other subsampling or RGB) is converted by a reused scaler.
+    """
+    colour = colour_of(frame)
+    if frame.format.name != "yuv420p" or colour != OUTPUT:
+        exact = _MATRIX_CHANGE if colour.matrix != OUTPUT.matrix else None
+        frame = reformat(frame, frame.width, frame.height, interpolation=exact, source=colour)
+    return frame_planes(frame)
 
 
 _SCALERS_PER_THREAD = 8
@@ -88,30 +111,56 @@ def reformat(
     width: int,
     height: int,
     format: str = "yuv420p",
-    interpolation: av.video.reformatter.Interpolation | None = None,
+    interpolation: Interpolation | None = None,
+    source: Colour | None = None,
 ) -> av.VideoFrame:
     """``frame`` scaled to ``width`` x ``height`` in ``format``, by a reused scaler.
 
+    ``source``: the frame's colour, converted to the output's (limited BT.709);
+    None keeps the values as they are.
+
     ``VideoFrame.reformat`` builds a new libswscale context on every call, which
     costs more than the scaling itself; contexts are kept here per thread (they
-    are not thread-safe) and per geometry.
+    are not thread-safe) and per geometry and colour.
     """
     cache: OrderedDict[tuple[object, ...], av.video.reformatter.VideoReformatter]
     cache = getattr(_scalers, "cache", None) or OrderedDict()
     _scalers.cache = cache
-    key = (frame.width, frame.height, frame.format.name, width, height, format, interpolation)
+    key = (
+        frame.width,
+        frame.height,
+        frame.format.name,
+        width,
+        height,
+        format,
+        interpolation,
+        source,
+    )
     scaler = cache.pop(key, None) or av.video.reformatter.VideoReformatter()
     cache[key] = scaler
     if len(cache) > _SCALERS_PER_THREAD:
         cache.popitem(last=False)
+    if source is None:
+        return scaler.reformat(
+            frame, width=width, height=height, format=format, interpolation=interpolation
+        )
     return scaler.reformat(
-        frame, width=width, height=height, format=format, interpolation=interpolation
+        frame,
+        width=width,
+        height=height,
+        format=format,
+        interpolation=interpolation,
+        src_colorspace=source.matrix,
+        dst_colorspace=OUTPUT.matrix,
+        src_color_range=source.range,
+        dst_color_range=OUTPUT.range,
     )
 
 
 def planes_to_frame(planes: Planes) -> av.VideoFrame:
-    """Copy planes (even width and height) into a new yuv420p frame."""
+    """Copy planes (even width and height) into a new yuv420p frame tagged limited BT.709."""
     frame = av.VideoFrame(planes.width, planes.height, "yuv420p")
+    tag_output(frame)
     for index, src in enumerate((planes.y, planes.u, planes.v)):
         plane_view(frame, index)[...] = src
     return frame

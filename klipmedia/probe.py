@@ -28,7 +28,8 @@ FALLBACK_FPS = Fraction(30)
 class MediaInfo:
     """What :func:`probe` found in a media file.
 
-    ``start_time`` is the presentation time (seconds) of the first video frame;
+    ``start_time`` is the presentation time (seconds) of the first video frame in the
+    file's own timestamps: the media timeline's zero (see :func:`timeline_origin`);
     ``width``/``height`` are the coded size; ``display_width``/``display_height``
     account for ``rotation`` (degrees counter-clockwise the coded frames must be
     turned to show upright: 0, 90, 180 or 270).
@@ -104,6 +105,24 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
             audio_sample_rate=audio.codec_context.sample_rate if audio else None,
             **_first_frame(container, path),
         )
+
+
+def timeline_origin(container: av.container.InputContainer) -> float:
+    """The file's timestamp (seconds) of the media timeline's zero: its first video frame.
+
+    Files rarely start at 0: MPEG-TS carries the broadcast clock (e.g. 16.4 s), ``-c copy``
+    trims and stream recordings keep their offset, edit lists shift or start negative, and
+    audio may begin before or after the picture. Every stage (transcription, loudness,
+    cutting, face analysis, thumbnails) measures time from this one origin, so a time in
+    the transcript is the same moment in the cut. Audio-only media start at the
+    container's start.
+    """
+    if container.streams.video:
+        video = container.streams.video[0]
+        if video.start_time is not None and video.time_base is not None:
+            return float(video.start_time * video.time_base)
+    start: int | None = container.start_time  # None when unknown, whatever the stubs say
+    return 0.0 if start is None else float(start / av.time_base)
 
 
 def stream_fps(stream: av.video.stream.VideoStream) -> Fraction:

@@ -16,7 +16,14 @@ from klipmedia.audio import RATE, aac_copy, aac_frames, source_samples
 from klipmedia.captions import Captions
 from klipmedia.crop import CropPath, place_window, window_size
 from klipmedia.encode import EncodeSettings, Mp4Writer
-from klipmedia.frames import Planes, constant_rate, frame_planes, looped_frames, timed_frames
+from klipmedia.frames import (
+    Planes,
+    constant_rate,
+    decoded_planes,
+    frame_planes,
+    looped_frames,
+    timed_frames,
+)
 from klipmedia.io import atomic_path
 from klipmedia.layout import Layout, LayoutKind
 from klipmedia.pipeline import prefetched
@@ -168,7 +175,7 @@ def _panels(
     """
     size = window_size(info.display_width, info.display_height, layout.crop_aspect)
     for index, frame in enumerate(constant_rate(timed_frames(info.path), fps, count)):
-        source = frame_planes(frame).rotated(info.rotation)
+        source = decoded_planes(frame).rotated(info.rotation)
         if layout.kind == "blurred":
             yield _blurred_panels(source, layout)
             continue
@@ -197,6 +204,6 @@ def _backgrounds(background: str | Path | None, layout: Layout, fps: Fraction) -
     last: tuple[av.VideoFrame, Planes] | None = None
     for frame in looped_frames(background, info.duration, fps):
         if last is None or last[0] is not frame:  # a held frame is scaled once
-            source = frame_planes(frame).rotated(info.rotation)
+            source = decoded_planes(frame).rotated(info.rotation)
             last = (frame, lay.cover(source, layout.width, height, sharp=False))
         yield last[1]

@@ -8,7 +8,7 @@ from pathlib import Path
 import av
 
 from klipmedia.errors import UnreadableMediaError
-from klipmedia.frames import frame_planes, open_video, planes_to_frame
+from klipmedia.frames import decoded_planes, open_video, planes_to_frame
 from klipmedia.io import atomic_path
 from klipmedia.probe import probe
 
@@ -31,8 +31,7 @@ def thumbnail(
     info = probe(video)
     target = info.start_time + (info.duration / 3 if at is None else max(0.0, at))
     picture = _frame_at(Path(video), target)
-    planes = frame_planes(picture).rotated(info.rotation)
-    upright = planes_to_frame(planes) if info.rotation else picture
+    upright = planes_to_frame(decoded_planes(picture).rotated(info.rotation))
     if width is not None:
         height = max(2, round(upright.height * width / upright.width))
         upright = upright.reformat(width=width, height=height)

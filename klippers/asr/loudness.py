@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from klipmedia.errors import UnreadableMediaError
-from klipmedia.probe import open_media
+from klipmedia.probe import open_media, timeline_origin
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def loudness_per_second(path: str | Path, rate: int = ANALYSIS_RATE) -> npt.NDAr
             return np.zeros(0)
         stream = container.streams.audio[0]
         resampler = av.AudioResampler(format="fltp", rate=rate)
-        bins = _SecondBins(rate)
+        bins = _SecondBins(rate, timeline_origin(container))
         try:
             for frame in container.decode(stream):
                 for mono in resampler.resample(frame):
@@ -59,20 +59,23 @@ def loudness_per_second(path: str | Path, rate: int = ANALYSIS_RATE) -> npt.NDAr
 class _SecondBins:
     """Running sums of squared samples and sample counts per second of media time."""
 
-    def __init__(self, rate: int) -> None:
+    def __init__(self, rate: int, origin: float) -> None:
         self.rate = rate
+        self.origin = origin
         self.sums = np.zeros(64)
         self.counts = np.zeros(64)
         self.used = 0
         self.cursor = 0
 
     def add(self, frame: av.AudioFrame) -> None:
-        """Place the frame's samples by its timestamp (or right after the previous frame)."""
+        """Place the frame's samples by its time on the media timeline (or after the previous)."""
         power = np.mean(np.square(frame.to_ndarray(), dtype=np.float64), axis=0)
+        start = self.cursor if frame.time is None else round((frame.time - self.origin) * self.rate)
+        self.cursor = start + power.size
+        skip = max(0, -start)  # audio before the first video frame is off the timeline
+        power, first = power[skip:], start + skip
         if power.size == 0:
             return
-        first = self.cursor if frame.time is None else max(0, round(frame.time * self.rate))
-        self.cursor = first + power.size
         seconds = (first + np.arange(power.size)) // self.rate
         low, high = int(seconds[0]), int(seconds[-1]) + 1
         self._grow(high)

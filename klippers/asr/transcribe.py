@@ -36,6 +36,7 @@ import av
 import numpy as np
 
 from klipmedia.captions import ends_sentence
+from klipmedia.probe import timeline_origin
 from klippers.asr.transcript import Sentence, Transcript, Word
 from klippers.contract import DEFAULT_ASR_MODEL, ENV_ASR_MODEL
 
@@ -153,23 +154,18 @@ def _chunks(frames: Iterable[av.AudioFrame]) -> Iterable[np.ndarray]:
         yield frame.to_ndarray().reshape(-1)
 
 
-def _media_origin(container: av.container.InputContainer) -> float:
-    """Seconds of the container's start, which players show as time zero."""
-    start = container.start_time
-    return start / av.time_base if start is not None and start > 0 else 0.0
-
-
 def _decode_stream(
     container: av.container.InputContainer, stream: av.AudioStream
 ) -> np.ndarray | None:
     """Resample every frame of ``stream`` into one buffer; None when no frame decodes."""
     resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
     buffer = _SampleBuffer(_sample_capacity(container, stream))
+    origin = timeline_origin(container)
     skip: int | None = None  # samples to drop so that sample 0 is the media's time zero
     for packet in container.demux(stream):
         for frame in packet.decode():
             if skip is None:
-                offset = (frame.time or 0.0) - _media_origin(container)
+                offset = (frame.time or 0.0) - origin
                 buffer.pad(offset)  # audio that starts late keeps its place
                 skip = max(0, round(-offset * SAMPLE_RATE))
             for chunk in _chunks(resampler.resample(frame)):
@@ -188,7 +184,8 @@ def decode_audio(path: str | Path) -> np.ndarray:
 
     Only audio packets are demuxed and decoded (video frames are never decoded), and samples
     are resampled chunk by chunk into one growing buffer, so a long video costs its 16 kHz
-    audio (about 230 MB per hour) and nothing more. Sample 0 is time zero of the media.
+    audio (about 230 MB per hour) and nothing more. Sample 0 is the media timeline's zero
+    (its first video frame, :func:`klipmedia.probe.timeline_origin`).
 
     Raises
     ------

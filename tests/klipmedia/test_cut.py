@@ -134,10 +134,13 @@ def _beep_onsets(samples: npt.NDArray[np.float32]) -> list[float]:
 
 
 def _check_beeps(
-    samples: npt.NDArray[np.float32], first: int, tolerance: float = FRAME
+    samples: npt.NDArray[np.float32], first: int, tolerance: float = FRAME, shift: float = 0.0
 ) -> list[float]:
-    """Every beep inside the cut is heard within ``tolerance`` of its time, and nothing else."""
-    beeps = [s - first * FRAME for s in range(SECONDS + 1)]
+    """Every beep inside the cut is heard within ``tolerance`` of its time, and nothing else.
+
+    ``shift``: how much later than the picture the source's audio track was placed.
+    """
+    beeps = [s + shift - first * FRAME for s in range(SECONDS + 1)]
     length = samples.size / RATE
     onsets = _beep_onsets(samples)
     for onset in onsets:
@@ -148,7 +151,7 @@ def _check_beeps(
     return onsets
 
 
-def _check_cut(path: Path, start: float, end: float) -> None:
+def _check_cut(path: Path, start: float, end: float, audio_shift: float = 0.0) -> None:
     """The cut holds exactly the source frames [start, end) and beeps where they belong."""
     indices, times = _frame_indices(path)
     first = round(start * FPS)
@@ -166,7 +169,7 @@ def _check_cut(path: Path, start: float, end: float) -> None:
     assert abs(audio_seconds - video_seconds) <= FRAME
     samples = _decoded_audio(path)
     assert abs(samples.size / RATE - video_seconds) <= FRAME
-    _check_beeps(samples, first)
+    _check_beeps(samples, first, shift=audio_shift)
 
 
 @pytest.mark.parametrize(
