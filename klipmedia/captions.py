@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 import json
 import logging
 import re
@@ -26,6 +27,15 @@ _TAGS = re.compile(r"<[^>]*>|\{\\[^}]*\}")
 _SENTENCE_END = re.compile(r"[.!?…。！？][\"'”’)\]}»]*$")
 """Terminal punctuation (Latin and CJK), optionally followed by closing quotes or brackets."""
 _CLAUSE_END = (",", ";", ":")
+NO_SPACE_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "km", "my", "yue", "bo"})
+"""Languages written without spaces between words (ISO 639 codes, as Whisper names them)."""
+_CJK = ((0x2E80, 0x9FFF), (0xF900, 0xFAFF), (0xFE30, 0xFE4F), (0xFF00, 0xFFEF), (0x20000, 0x3FFFF))
+"""Han, kana, CJK punctuation and full-width forms: a line may break between any two."""
+_NO_SPACE_SCRIPTS = (*_CJK, (0x0E00, 0x0EFF), (0x0F00, 0x0FFF), (0x1000, 0x109F), (0x1780, 0x17FF))
+"""CJK, Thai, Lao, Tibetan, Myanmar and Khmer: scripts that put no space between words."""
+_CONTRACTIONS = frozenset({"'s", "'t", "'re", "'ve", "'ll", "'d", "'m", "n't"})
+"""Endings Whisper emits as words of their own: ``don`` + ``'t``."""
+_HYPHENS = "-\u2010\u2011"
 
 
 def ends_sentence(text: str) -> bool:
@@ -37,6 +47,33 @@ def ends_sentence(text: str) -> bool:
     (True, True, False)
     """
     return _SENTENCE_END.search(text.rstrip()) is not None
+
+
+def is_cjk(char: str) -> bool:
+    """Whether ``char`` is Chinese or Japanese writing (Han, kana, CJK punctuation).
+
+    Examples
+    --------
+    >>> is_cjk("字"), is_cjk("か"), is_cjk("。"), is_cjk("a")
+    (True, True, True, False)
+    """
+    return _in_ranges(char, _CJK)
+
+
+def writes_without_spaces(char: str) -> bool:
+    """Whether ``char`` belongs to a script written without spaces between words.
+
+    Examples
+    --------
+    >>> writes_without_spaces("字"), writes_without_spaces("ก"), writes_without_spaces("a")
+    (True, True, False)
+    """
+    return _in_ranges(char, _NO_SPACE_SCRIPTS)
+
+
+def _in_ranges(char: str, ranges: tuple[tuple[int, int], ...]) -> bool:
+    code = ord(char)
+    return any(low <= code <= high for low, high in ranges)
 
 
 class WordLike(Protocol):
@@ -66,18 +103,34 @@ class CaptionEvent:
     """One distinct caption image shown for ``start <= t < end`` seconds.
 
     ``highlight`` is the index in ``words`` of the word being spoken, or None
-    when no word is highlighted (plain SRT cues).
+    when no word is highlighted (plain SRT cues). ``joined[i]`` is True when
+    ``words[i]`` follows the word before it with no space between (Chinese,
+    Japanese, Thai); left empty, every word is spaced.
     """
 
     start: float
     end: float
     words: tuple[str, ...]
     highlight: int | None = None
+    joined: tuple[bool, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.joined:
+            object.__setattr__(self, "joined", (False,) * len(self.words))
+        elif len(self.joined) != len(self.words):
+            raise CaptionError("caption event needs one joined flag per word")
 
     @property
     def text(self) -> str:
-        """The caption text on one line."""
-        return " ".join(self.words)
+        """The caption text on one line.
+
+        Examples
+        --------
+        >>> CaptionEvent(0.0, 1.0, ("你好", "世界", "OK"), joined=(False, True, False)).text
+        '你好世界 OK'
+        """
+        pairs = enumerate(zip(self.words, self.joined, strict=True))
+        return "".join(word if i == 0 or joined else " " + word for i, (word, joined) in pairs)
 
 
 @dataclass(frozen=True)
@@ -130,6 +183,7 @@ class Captions:
         max_words: int = 4,
         max_gap: float = 0.6,
         hold: float = 0.5,
+        language: str | None = None,
     ) -> Captions:
         """Short groups of words with the spoken word highlighted.
 
@@ -137,25 +191,41 @@ class Captions:
         clause end once it has two words, and at pauses longer than ``max_gap``
         seconds. A group stays up ``hold`` seconds after its last word unless the
         next group starts sooner.
+
+        Pieces of a word that Whisper emits as words of their own (``ill`` +
+        ``-disposed``, ``don`` + ``'t``) become one word. Words are joined without
+        a space where the ``language`` (e.g. ``"ja"``) or the script on either side
+        (Han, kana, Thai...) is written without spaces.
+
+        Examples
+        --------
+        >>> words = [TimedWord(0.0, 0.2, "don"), TimedWord(0.2, 0.4, "'t")]
+        >>> words.append(TimedWord(0.4, 0.8, "go"))
+        >>> [(e.text, e.highlight) for e in Captions.from_words(words).events]
+        [("don't go", 0), ("don't go", 1)]
         """
         if max_words < 1:
             raise CaptionError("max_words must be at least 1")
-        ordered = _checked_words(words)
+        ordered = _merged_pieces(_checked_words(words))
         groups = _group_words(ordered, max_words, max_gap)
+        unspaced = language is not None and _primary_language(language) in NO_SPACE_LANGUAGES
         events: list[CaptionEvent] = []
         for index, group in enumerate(groups):
             next_start = groups[index + 1][0].start if index + 1 < len(groups) else None
-            events.extend(_group_events(group, next_start, hold))
+            events.extend(_group_events(group, next_start, hold, unspaced))
         return cls(tuple(events))
 
     @classmethod
     def from_words_json(cls, path: str | Path, **options: Any) -> Captions:
         """Load timed words from JSON: a list of words, ``{"words": [...]}``, or a
-        transcript with ``{"sentences": [{"words": [...]}]}``."""
+        transcript with ``{"sentences": [{"words": [...]}]}`` (whose ``"language"``
+        is used unless ``language`` is given)."""
         try:
             doc = json.loads(Path(path).read_text(encoding="utf-8-sig"))
         except (OSError, ValueError) as exc:
             raise CaptionError(f"{path}: cannot read words JSON ({exc})") from exc
+        if isinstance(doc, dict) and isinstance(doc.get("language"), str):
+            options.setdefault("language", doc["language"])
         return cls.from_words(_words_from_doc(doc, path), **options)
 
 
@@ -285,6 +355,38 @@ def _checked_words(words: Iterable[WordLike]) -> list[TimedWord]:
     return checked
 
 
+def _merged_pieces(words: Sequence[TimedWord]) -> list[TimedWord]:
+    """``words`` with each piece Whisper split off a word put back on it."""
+    merged: list[TimedWord] = []
+    for word in words:
+        if merged and _continues(merged[-1].text, word.text):
+            last = merged[-1]
+            merged[-1] = TimedWord(last.start, max(last.end, word.end), last.text + word.text)
+        else:
+            merged.append(word)
+    return merged
+
+
+def _continues(previous: str, word: str) -> bool:
+    """Whether ``word`` is the rest of ``previous``: ``-disposed`` after ``ill``,
+    ``'t`` after ``don``; a dash on its own (``-``, ``—``) is a word of its own."""
+    if not previous[-1].isalnum():
+        return False
+    if word[0] in _HYPHENS:
+        return len(word) > 1 and word[1].isalpha()
+    return word.lower().replace("\u2019", "'") in _CONTRACTIONS
+
+
+def _primary_language(language: str) -> str:
+    """``"zh"`` for ``"zh-Hans"`` or ``"ZH_cn"``."""
+    return language.replace("_", "-").split("-")[0].lower()
+
+
+def _joined(previous: str, word: str, unspaced: bool) -> bool:
+    """Whether ``word`` follows ``previous`` with no space between."""
+    return unspaced or writes_without_spaces(previous[-1]) or writes_without_spaces(word[0])
+
+
 def _group_words(
     words: Sequence[TimedWord], max_words: int, max_gap: float
 ) -> list[list[TimedWord]]:
@@ -311,9 +413,10 @@ def _breaks_after(
 
 
 def _group_events(
-    group: Sequence[TimedWord], next_start: float | None, hold: float
+    group: Sequence[TimedWord], next_start: float | None, hold: float, unspaced: bool
 ) -> list[CaptionEvent]:
     texts = tuple(w.text for w in group)
+    joined = (False, *(_joined(a, b, unspaced) for a, b in itertools.pairwise(texts)))
     end = group[-1].end + hold
     if next_start is not None:
         end = min(end, next_start)
@@ -323,7 +426,7 @@ def _group_events(
         stop = group[index + 1].start if index + 1 < len(group) else end
         stop = min(max(stop, start), end)
         if stop > start:
-            events.append(CaptionEvent(start, stop, texts, index))
+            events.append(CaptionEvent(start, stop, texts, index, joined))
     return events
 
 

@@ -115,6 +115,13 @@ def test_asr_model_is_baked_in_through_the_build_argument(
     assert env[contract.ENV_LOG_FORMAT] == "json"
 
 
+def test_the_runtime_has_what_caption_shaping_loads(instructions: list[Instruction]) -> None:
+    """Pillow's bundled libraqm shapes Arabic and Devanagari only with the host's libfribidi."""
+    stage = final_stage(instructions)
+    installs = [ins.args for ins in stage if ins.keyword == "RUN" and "apt-get install" in ins.args]
+    assert any("libfribidi0" in args.split() for args in installs)
+
+
 def test_copied_sources_exist_and_are_not_ignored(instructions: list[Instruction]) -> None:
     sources = [
         part

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from klipmedia import CaptionError, Captions, CaptionStyle, TimedWord
+from klipmedia import CaptionError, CaptionEvent, Captions, CaptionStyle, TimedWord
 from klipmedia.captions import parse_srt
 from klipmedia.text import SAFE_BOTTOM, SAFE_TOP, CaptionPainter
 
@@ -242,3 +242,74 @@ def test_pages_are_balanced_without_orphans() -> None:
     sizes = [len(e.words) for e in caps.events]
     assert len(sizes) >= 2
     assert min(sizes) >= max(sizes) // 2, sizes
+
+
+def _timed(*texts: str) -> list[TimedWord]:
+    return [TimedWord(0.25 * i, 0.25 * i + 0.2, text) for i, text in enumerate(texts)]
+
+
+@pytest.mark.parametrize(
+    ("tokens", "text"),
+    [
+        (("ill", "-disposed"), "ill-disposed"),
+        (("don", "'t", "go"), "don't go"),
+        (("it", "'s", "fine"), "it's fine"),
+        (("IT", "’S", "FINE"), "IT’S FINE"),
+        (("we", "'re", "well", "-known"), "we're well-known"),
+        (("wait", "-", "what"), "wait - what"),
+        (("so", "—", "yes"), "so — yes"),
+        (("minus", "-5"), "minus -5"),
+        (("just", "'cause"), "just 'cause"),
+        (("'s", "first"), "'s first"),
+    ],
+)
+def test_word_pieces_whisper_splits_off_are_joined(tokens: tuple[str, ...], text: str) -> None:
+    caps = Captions.from_words(_timed(*tokens), max_words=10)
+    assert {e.text for e in caps.events} == {text}
+
+
+def test_a_joined_word_is_highlighted_while_each_of_its_pieces_is_spoken() -> None:
+    caps = Captions.from_words(_timed("an", "ill", "-disposed", "man"))
+    assert [(e.start, e.end, e.words[e.highlight or 0]) for e in caps.events] == [
+        (0.0, 0.25, "an"),
+        (0.25, 0.75, "ill-disposed"),
+        (0.75, pytest.approx(1.45), "man"),
+    ]
+    assert all(e.words == ("an", "ill-disposed", "man") for e in caps.events)
+
+
+@pytest.mark.parametrize(
+    ("tokens", "language", "text"),
+    [
+        (("我", "今天", "很", "高兴", "。"), None, "我今天很高兴。"),
+        (("今日", "は", "いい", "天気"), "ja", "今日はいい天気"),
+        (("สวัสดี", "ครับ"), None, "สวัสดีครับ"),
+        (("I", "love", "東京", "tower"), "en", "I love東京tower"),
+        (("New", "York"), None, "New York"),
+        (("100", "%"), "zh", "100%"),
+        (("100", "%"), "zh-Hans", "100%"),
+        (("100", "%"), "en", "100 %"),
+    ],
+)
+def test_no_space_scripts_and_languages_are_joined_without_spaces(
+    tokens: tuple[str, ...], language: str | None, text: str
+) -> None:
+    caps = Captions.from_words(_timed(*tokens), max_words=10, language=language)
+    assert {e.text for e in caps.events} == {text}
+    assert [e.highlight for e in caps.events] == list(range(len(tokens)))
+
+
+def test_words_json_uses_the_transcripts_language(tmp_path: Path) -> None:
+    words = '[{"start": 0, "end": 0.5, "text": "100"}, {"start": 0.5, "end": 1, "text": "%"}]'
+    path = tmp_path / "words.json"
+    path.write_text(f'{{"language": "zh", "sentences": [{{"words": {words}}}]}}')
+    assert Captions.from_words_json(path).events[0].text == "100%"
+    assert Captions.from_words_json(path, language="en").events[0].text == "100 %"
+
+
+def test_event_text_follows_the_joined_flags() -> None:
+    event = CaptionEvent(0.0, 1.0, ("你好", "世界", "OK"), joined=(False, True, False))
+    assert event.text == "你好世界 OK"
+    assert CaptionEvent(0.0, 1.0, ("a", "b")).joined == (False, False)
+    with pytest.raises(CaptionError, match="joined flag per word"):
+        CaptionEvent(0.0, 1.0, ("a", "b"), joined=(False,))
