@@ -22,6 +22,7 @@ from klipmedia.errors import (
     UnreadableMediaError,
 )
 from klipmedia.layout import Layout
+from klipmedia.letterbox import detect_content
 from klipmedia.probe import MediaInfo, probe
 from klipmedia.render import RenderResult, render_short
 from klipmedia.text import CaptionStyle, bundled_font
@@ -53,6 +54,7 @@ __all__ = [
     "Window",
     "bundled_font",
     "cut_segment",
+    "detect_content",
     "place_window",
     "probe",
     "render_short",

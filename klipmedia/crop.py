@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import bisect
+import logging
 from dataclasses import dataclass
 from fractions import Fraction
 
 from klipmedia.errors import KlipmediaError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -24,11 +27,12 @@ class CropPath:
     """Horizontal centre of the crop window over time.
 
     ``times`` are seconds from the start of the clip, non-decreasing; ``centers``
-    are the window centre as a fraction of the source width (0 = left edge,
-    1 = right edge). Between samples the centre is interpolated linearly; two
-    samples at the same time make a hard cut. Before the first sample and after
-    the last one the centre holds still. A face tracker produces one of these;
-    :meth:`center` gives the fixed centred path.
+    are the window centre as a fraction of the picture's width (0 = left edge,
+    1 = right edge), the picture being the content box inside any black bars (see
+    :mod:`klipmedia.letterbox`), else the whole source. Between samples the centre
+    is interpolated linearly; two samples at the same time make a hard cut. Before
+    the first sample and after the last one the centre holds still. A face tracker
+    produces one of these; :meth:`center` gives the fixed centred path.
 
     Examples
     --------
@@ -56,11 +60,11 @@ class CropPath:
 
     @classmethod
     def fixed(cls, center: float) -> CropPath:
-        """A path that stays at ``center`` (fraction of the source width)."""
+        """A path that stays at ``center`` (fraction of the picture's width)."""
         return cls((0.0,), (center,))
 
     def center_at(self, t: float) -> float:
-        """The window centre at ``t`` seconds, as a fraction of the source width."""
+        """The window centre at ``t`` seconds, as a fraction of the picture's width."""
         i = bisect.bisect_right(self.times, t)
         if i == 0:
             return self.centers[0]
@@ -76,23 +80,72 @@ def _floor_even(value: float | Fraction) -> int:
     return int(value) // 2 * 2
 
 
-def window_size(src_width: int, src_height: int, aspect: Fraction) -> tuple[int, int]:
-    """The largest even-sized window of ``aspect`` (width/height) that fits the source."""
-    if src_width < 2 or src_height < 2:
-        raise KlipmediaError(f"source {src_width}x{src_height} is too small to crop")
-    width = _floor_even(src_height * aspect)
-    if width <= src_width:
-        return max(width, 2), _floor_even(src_height)
-    return _floor_even(src_width), max(_floor_even(src_width / aspect), 2)
+def window_size(
+    src_width: int, src_height: int, aspect: Fraction, content: Window | None = None
+) -> tuple[int, int]:
+    """The largest even-sized window of ``aspect`` (width/height) that fits the picture.
 
+    The picture is ``content``, the box inside black bars (default: the whole source).
+    When the content is narrower than a window of its full height, and the source is wide
+    enough, the window keeps that height and takes in side bars (it is then centred on the
+    content, see :func:`place_window`); this is logged.
 
-def place_window(src_width: int, src_height: int, size: tuple[int, int], center: float) -> Window:
-    """Place a window of ``size`` with its centre at ``center`` (fraction of the width).
-
-    The window is clamped inside the frame and vertically centred.
+    Examples
+    --------
+    >>> window_size(1920, 1080, Fraction(9, 16))
+    (606, 1080)
+    >>> window_size(1920, 1080, Fraction(9, 16), Window(240, 0, 1440, 1080))
+    (606, 1080)
+    >>> window_size(1920, 1080, Fraction(9, 8), Window(656, 0, 608, 1080))
+    (1214, 1080)
     """
+    if content is None:
+        return _fit(src_width, src_height, aspect)
+    wide = _floor_even(content.height * aspect)
+    if wide <= content.width or wide > src_width:
+        return _fit(content.width, content.height, aspect)
+    log.info(
+        "the %dx%d picture is narrower than a %s window of its height: "
+        "the %dx%d window is centred on it and takes in side bars",
+        content.width,
+        content.height,
+        aspect,
+        wide,
+        content.height,
+    )
+    return wide, content.height
+
+
+def _fit(width: int, height: int, aspect: Fraction) -> tuple[int, int]:
+    """The largest even-sized window of ``aspect`` inside ``width`` x ``height``."""
+    if width < 2 or height < 2:
+        raise KlipmediaError(f"source {width}x{height} is too small to crop")
+    fitted = _floor_even(height * aspect)
+    if fitted <= width:
+        return max(fitted, 2), _floor_even(height)
+    return _floor_even(width), max(_floor_even(width / aspect), 2)
+
+
+def place_window(
+    src_width: int,
+    src_height: int,
+    size: tuple[int, int],
+    center: float,
+    content: Window | None = None,
+) -> Window:
+    """Place a window of ``size`` with its centre at ``center`` (fraction of the picture's width).
+
+    The picture is ``content``, the box inside black bars (default: the whole source). The
+    window is clamped inside it and vertically centred on it; a window wider than the
+    content is centred on it, inside the source, whatever ``center`` says.
+    """
+    box = content or Window(0, 0, src_width, src_height)
     width, height = size
-    x = round(center * src_width - width / 2)
-    x = _floor_even(min(max(x, 0), src_width - width))
-    y = _floor_even((src_height - height) / 2)
+    if width > box.width:
+        center, low, high = 0.5, 0, src_width - width
+    else:
+        low, high = box.x, box.x + box.width - width
+    x = round(box.x + center * box.width - width / 2)
+    x = _floor_even(min(max(x, low), high))
+    y = box.y + _floor_even((box.height - height) / 2)
     return Window(x, y, width, height)

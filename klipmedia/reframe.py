@@ -29,10 +29,11 @@ import av
 import numpy as np
 from numpy.typing import NDArray
 
-from klipmedia.crop import CropPath, window_size
+from klipmedia.crop import CropPath, Window, window_size
 from klipmedia.errors import UnreadableMediaError
 from klipmedia.faces import Face, FaceDetector, HaarFaceDetector, ReframeError
-from klipmedia.frames import open_video
+from klipmedia.frames import decoded_planes, open_video, planes_to_frame
+from klipmedia.letterbox import Content, frame_box, resolve_content
 from klipmedia.probe import probe
 
 __all__ = [
@@ -132,7 +133,10 @@ class Sample:
 
 @dataclass(frozen=True)
 class Analysis:
-    """What :func:`analyse` saw: frame size, face samples, and scene-cut times (seconds)."""
+    """What :func:`analyse` saw: picture size, face samples, and scene-cut times (seconds).
+
+    The picture is the content box inside any black bars; face boxes are in its pixels.
+    """
 
     width: int
     height: int
@@ -156,6 +160,14 @@ def _signature(frame: av.VideoFrame) -> NDArray[np.float32]:
     return np.asarray(sums / counts, np.float32)
 
 
+def _picture(frame: av.VideoFrame, content: Window | None) -> av.VideoFrame:
+    """The part of ``frame`` inside ``content`` as a new frame (``frame`` itself for None)."""
+    if content is None:
+        return frame
+    planes = decoded_planes(frame).crop(content.x, content.y, content.width, content.height)
+    return planes_to_frame(planes)
+
+
 def _detect(detector: FaceDetector, frame: av.VideoFrame, tracked: Face | None) -> list[Face]:
     """Re-detect the tracked face near where it was; scan the whole frame if it is gone."""
     if tracked is not None:
@@ -172,11 +184,14 @@ def analyse(
     detector: FaceDetector | None = None,
     start: float = 0.0,
     end: float | None = None,
+    content: Window | None = None,
 ) -> Analysis:
     """Detect faces a few times a second and find scene cuts in ``[start, end)`` of a video.
 
     Times are seconds from the video stream's first timestamp; the returned times are
     relative to ``start``. ``detector`` defaults to :class:`~klipmedia.faces.HaarFaceDetector`.
+    ``content``: the picture inside black bars (frame pixels; None: the whole frame); only
+    it is analysed, and faces are in its pixels.
     """
     settings = settings or ReframeSettings()
     if start < 0 or (end is not None and end <= start):
@@ -210,8 +225,9 @@ def analyse(
                     continue
                 if end is not None and t >= end:
                     break
-                size = size or (frame.width, frame.height)
-                signature = _signature(frame)
+                picture = _picture(frame, content)
+                size = size or (picture.width, picture.height)
+                signature = _signature(picture)
                 if previous is not None and (
                     float(np.abs(signature - previous).mean()) > settings.cut_threshold
                 ):
@@ -223,10 +239,10 @@ def analyse(
                 full_scan = tracked is None or t - last_scan >= settings.rescan
                 if full_scan:
                     last_scan = t
-                faces = _detect(detector, frame, None if full_scan else tracked)
+                faces = _detect(detector, picture, None if full_scan else tracked)
                 samples.append(Sample(t - start, tuple(faces)))
-                previous_x = math.nan if tracked is None else tracked.center_x / frame.width
-                tracked = _best(faces, frame.width, previous_x, settings)
+                previous_x = math.nan if tracked is None else tracked.center_x / picture.width
+                tracked = _best(faces, picture.width, previous_x, settings)
                 while next_sample <= t:
                     next_sample += interval
         except av.FFmpegError as exc:
@@ -337,7 +353,7 @@ def plan_path(
     """Turn an :class:`Analysis` into a smooth crop path for windows of ``aspect`` (w/h).
 
     The window holds still while the face stays within the dead zone, pans at most
-    ``max_pan_speed`` and jumps only at scene cuts; it stays wholly inside the frame.
+    ``max_pan_speed`` and jumps only at scene cuts; it stays wholly inside the picture.
     """
     settings = settings or ReframeSettings()
     win_width, _ = window_size(analysis.width, analysis.height, aspect)
@@ -367,8 +383,13 @@ def face_path(
     detector: FaceDetector | None = None,
     start: float = 0.0,
     end: float | None = None,
+    content: Content = "detect",
 ) -> CropPath:
     """Speaker-following crop path for ``[start, end)`` of a video (times relative to start).
+
+    Faces are looked for in the picture inside any black bars (``content``: "detect",
+    "frame" or a known box, as for :func:`~klipmedia.render.render_short`); the path's
+    centres are fractions of that picture's width.
 
     Examples
     --------
@@ -385,7 +406,16 @@ def face_path(
             info.rotation,
         )
         return CropPath.center()
-    if window_size(info.width, info.height, aspect)[0] >= info.width:
-        return CropPath.center()  # the window spans the whole width: nothing to follow
-    analysis = analyse(path, settings=settings, detector=detector, start=start, end=end)
+    box = resolve_content(info, content, start=start, end=end)
+    if window_size(box.width, box.height, aspect)[0] >= box.width:
+        return CropPath.center()  # the window spans the whole picture: nothing to follow
+    whole = box == frame_box(info.width, info.height)
+    analysis = analyse(
+        path,
+        settings=settings,
+        detector=detector,
+        start=start,
+        end=end,
+        content=None if whole else box,
+    )
     return plan_path(analysis, aspect=aspect, settings=settings)

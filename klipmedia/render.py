@@ -14,7 +14,7 @@ import av
 from klipmedia import layout as lay
 from klipmedia.audio import RATE, aac_copy, aac_frames, source_samples
 from klipmedia.captions import Captions
-from klipmedia.crop import CropPath, place_window, window_size
+from klipmedia.crop import CropPath, Window, place_window, window_size
 from klipmedia.encode import EncodeSettings, Mp4Writer
 from klipmedia.frames import (
     Planes,
@@ -26,6 +26,7 @@ from klipmedia.frames import (
 )
 from klipmedia.io import atomic_path
 from klipmedia.layout import Layout, LayoutKind
+from klipmedia.letterbox import Content, resolve_content
 from klipmedia.pipeline import prefetched
 from klipmedia.probe import MediaInfo, probe
 from klipmedia.text import CaptionPainter, CaptionStyle, blend
@@ -69,6 +70,7 @@ def render_short(
     captions: Captions | str | Path | None = None,
     layout: Layout | LayoutKind = "stacked",
     crop_path: CropPath | None = None,
+    content: Content = "detect",
     style: CaptionStyle | None = None,
     encode: EncodeSettings | None = None,
     progress: Progress | None = None,
@@ -83,7 +85,10 @@ def render_short(
         without one, a blurred copy of the speaker fills that panel.
     captions : :class:`Captions`, an SRT file or text, or a words ``.json`` file.
     layout : a :class:`Layout` or one of "stacked", "full", "blurred".
-    crop_path : where the crop window is centred over time (default: centre).
+    crop_path : where the crop window is centred over time, as fractions of the
+        picture's width (default: centre).
+    content : the picture inside black bars that the crop, the blurred fill and the
+        foreground use: "detect" (default), "frame" (the whole frame) or a known box.
     style : caption look; encode : x264/AAC settings.
     progress : called with (frames done, frames in all) as rendering goes.
 
@@ -100,8 +105,10 @@ def render_short(
     count = frame_count(info.duration, fps)
     timeline = _captions(captions, layout, style or CaptionStyle(), float(count / fps))
     log.info("rendering %s: %d frames at %s fps, layout %s", segment, count, fps, layout.kind)
+    box = resolve_content(info, content)
+    log.info("%s: content box %s", segment, box)
     fill_bottom = layout.kind == "stacked" and background is None
-    panels = _panels(info, layout, crop_path or CropPath.center(), fps, count, fill_bottom)
+    panels = _panels(info, box, layout, crop_path or CropPath.center(), fps, count, fill_bottom)
     backgrounds = _backgrounds(background, layout, fps)
     with (
         aac_copy(segment, info.start_time, float(count / fps)) as copied,
@@ -162,6 +169,7 @@ def _draw_caption(
 
 def _panels(
     info: MediaInfo,
+    box: Window,
     layout: Layout,
     path: CropPath,
     fps: Fraction,
@@ -170,21 +178,22 @@ def _panels(
 ) -> Iterator[Panels]:
     """The source-derived panels of every output frame, in order.
 
-    ``fill_bottom``: the stacked layout has no background video, so a blurred copy
-    of the source fills the lower panel.
+    ``box``: the picture inside any black bars. ``fill_bottom``: the stacked layout has
+    no background video, so a blurred copy of the picture fills the lower panel.
     """
-    size = window_size(info.display_width, info.display_height, layout.crop_aspect)
+    size = window_size(info.display_width, info.display_height, layout.crop_aspect, box)
     for index, frame in enumerate(constant_rate(timed_frames(info.path), fps, count)):
         source = decoded_planes(frame).rotated(info.rotation)
+        picture = source.crop(box.x, box.y, box.width, box.height)
         if layout.kind == "blurred":
-            yield _blurred_panels(source, layout)
+            yield _blurred_panels(picture, layout)
             continue
         window = place_window(
-            source.width, source.height, size, path.center_at(frame_time(index, fps))
+            source.width, source.height, size, path.center_at(frame_time(index, fps)), box
         )
         panels = [(0, lay.speaker_panel(source, window, layout))]
         if fill_bottom:
-            bottom = lay.blurred(source, layout.width, layout.height - layout.top_height)
+            bottom = lay.blurred(picture, layout.width, layout.height - layout.top_height)
             panels.append((layout.top_height, bottom))
         yield panels
 

@@ -37,6 +37,21 @@ def ramp(width: int, height: int) -> Callable[[int], Image]:
     return lambda index: picture
 
 
+def boxed(
+    picture: Callable[[int], Image], width: int, height: int, x: int, y: int
+) -> Callable[[int], Image]:
+    """Frames of ``picture`` pasted at (``x``, ``y``) on black ``width`` x ``height`` frames
+    (letterbox or pillarbox bars baked into the picture)."""
+
+    def make(index: int) -> Image:
+        inner = picture(index)
+        frame = np.zeros((height, width, 3), np.uint8)
+        frame[y : y + inner.shape[0], x : x + inner.shape[1]] = inner
+        return frame
+
+    return make
+
+
 def steps(width: int, height: int, levels: Sequence[int]) -> Callable[[int], Image]:
     """Flat grey frames; frame ``i`` has level ``levels[i % len(levels)]``."""
     return lambda index: np.full((height, width, 3), levels[index % len(levels)], np.uint8)
