@@ -31,7 +31,8 @@ import av
 import numpy as np
 
 from klipmedia.cut import CutSettings, cut_segment
-from klippers.asr.loudness import loudness_per_second
+from klippers.asr.loudness import loudness_of_samples
+from klippers.asr.transcribe import SAMPLE_RATE, decode_audio
 from klippers.asr.transcript import Sentence, Transcript, Word
 from klippers.selection.highlights import select_highlights
 
@@ -199,7 +200,7 @@ def main() -> None:
     load_after = os.getloadavg()
 
     began = time.perf_counter()
-    levels = loudness_per_second(source)
+    levels = loudness_of_samples(decode_audio(source), SAMPLE_RATE)
     loudness_wall = time.perf_counter() - began
 
     figures = {

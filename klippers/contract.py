@@ -11,6 +11,14 @@ Layout under ``klippers_warehouse/USER_ID/VIDEO_ID/``::
     important_segments_videos.json                            parent (written last)
     videos-cropped-stacked/segment_N_cropped_stacked.mp4      children
 
+Beside an output, a recipe (``*.recipe.json``) records what it was made from; it is
+written after the output, so an output without a current recipe is made again::
+
+    original.recipe.json  thumbnail.recipe.json               parent
+    videos-cropped-stacked/segment_N_cropped_stacked.recipe.json   children
+
+The segments' recipe is the ``recipe`` field of the manifest.
+
 Examples
 --------
 >>> ref = VideoRef("alice", "talk-1")
@@ -22,6 +30,7 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -43,6 +52,10 @@ ORIGINAL_WORDS = "original.words.json"
 MANIFEST = "important_segments_videos.json"
 SEGMENTS_DIR = "important-segment-videos"
 SHORTS_DIR = "videos-cropped-stacked"
+RECIPE_SUFFIX = ".recipe.json"
+TRANSCRIPT_RECIPE = "original" + RECIPE_SUFFIX
+THUMBNAIL_RECIPE = "thumbnail" + RECIPE_SUFFIX
+RECIPE_VERSION = 1
 
 # --- environment of the jobs ------------------------------------------------------------------
 
@@ -78,6 +91,8 @@ MAX_SEGMENT_COUNT = 50
 DEFAULT_SHORT_DURATION = 60
 MIN_SHORT_DURATION = 5
 MAX_SHORT_DURATION = 180
+MIN_SPLIT = 0.1
+MAX_SPLIT = 0.9
 
 Layout = Literal["stacked", "full", "blurred"]
 LAYOUTS: tuple[str, ...] = get_args(Layout)
@@ -187,6 +202,36 @@ def short_video_name(n: int) -> str:
     return f"segment_{validate_segment(n)}_cropped_stacked.mp4"
 
 
+def short_recipe_name(n: int) -> str:
+    """File name of the recipe of short ``n``: ``segment_3_cropped_stacked.recipe.json``."""
+    return short_video_name(n).removesuffix(".mp4") + RECIPE_SUFFIX
+
+
+def recipe_digest(inputs: Mapping[str, Any]) -> str:
+    """SHA-256 of ``inputs`` (JSON values) as canonical JSON: equal inputs, equal digest.
+
+    Examples
+    --------
+    >>> recipe_digest({"b": 1, "a": [1.5, None]}) == recipe_digest({"a": [1.5, None], "b": 1})
+    True
+    """
+    text = json.dumps(inputs, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def recipe(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The recipe document of an output made from ``inputs``: they and their digest."""
+    return {"version": RECIPE_VERSION, "digest": recipe_digest(inputs), "inputs": dict(inputs)}
+
+
+def recorded_digest(doc: object) -> str | None:
+    """The digest a :func:`recipe` document records; None when ``doc`` is not one."""
+    if not isinstance(doc, Mapping) or doc.get("version") != RECIPE_VERSION:
+        return None
+    digest = doc.get("digest")
+    return digest if isinstance(digest, str) else None
+
+
 def _segments(count: int) -> range:
     if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_SEGMENT_COUNT:
         raise _fail("segment_count", f"must be an integer from 0 to {MAX_SEGMENT_COUNT}", count)
@@ -285,6 +330,20 @@ class VideoRef:
         """Key of the rendered short ``n``."""
         return self.key(f"{SHORTS_DIR}/{short_video_name(n)}")
 
+    def short_recipe(self, n: int) -> str:
+        """Key of the recipe of short ``n``."""
+        return self.key(f"{SHORTS_DIR}/{short_recipe_name(n)}")
+
+    @property
+    def transcript_recipe(self) -> str:
+        """Key of ``original.recipe.json`` (what the transcript files were made from)."""
+        return self.key(TRANSCRIPT_RECIPE)
+
+    @property
+    def thumbnail_recipe(self) -> str:
+        """Key of ``thumbnail.recipe.json`` (which original the thumbnail shows)."""
+        return self.key(THUMBNAIL_RECIPE)
+
     def input_keys(self) -> tuple[str, ...]:
         """Keys uploaded before the parent runs."""
         return (self.original_video, self.shorts_config, self.thumbnail)
@@ -332,6 +391,7 @@ _KNOWN_FIELDS = (
     "caption_style",
     "language",
     "asr_backend",
+    "split",
 )
 
 
@@ -402,6 +462,7 @@ class ShortsConfig:
     caption_style: Mapping[str, Any] | None = field(default=None, hash=False)
     language: str | None = None
     asr_backend: str | None = None
+    split: float | None = None
     extras: Mapping[str, Any] = field(default_factory=dict, hash=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -429,6 +490,7 @@ class ShortsConfig:
             raise _config_fail("layout", f"must be one of {', '.join(LAYOUTS)}", self.layout)
         if self.reframe not in REFRAMES:
             raise _config_fail("reframe", f"must be one of {', '.join(REFRAMES)}", self.reframe)
+        self._check_split()
         if self.caption_style is not None and not isinstance(self.caption_style, Mapping):
             raise _config_fail("caption_style", "must be a JSON object", self.caption_style)
         _check_optional_text("language", self.language, _LANGUAGE_PATTERN)
@@ -439,6 +501,15 @@ class ShortsConfig:
         if self.caption_style is not None:
             object.__setattr__(self, "caption_style", _frozen_json(self.caption_style))
         object.__setattr__(self, "extras", _frozen_json(self.extras))
+
+    def _check_split(self) -> None:
+        split = self.split
+        if split is None:
+            return
+        if isinstance(split, bool) or not isinstance(split, int | float):
+            raise _config_fail("split", "must be a number", split)
+        if not MIN_SPLIT <= split <= MAX_SPLIT:
+            raise _config_fail("split", f"must be from {MIN_SPLIT} to {MAX_SPLIT}", split)
 
     def _check_duration_bounds(self) -> None:
         low, high = self.min_duration, self.max_duration

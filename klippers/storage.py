@@ -8,7 +8,9 @@ Writes are atomic. Locally a temp file is written beside the target and moved in
 with :func:`os.replace`; on S3 an object appears only when complete (a single ``PutObject``,
 or a multipart upload that is aborted on failure and invisible until completed). Every
 upload records the SHA-256 of its content, so a re-run can ask :meth:`Storage.is_current`
-and skip outputs that are already present and current.
+and skip outputs that are already present and current, and :meth:`Storage.fingerprint`
+answers without reading the content again: S3 from the object's metadata, a local folder
+from a digest it recorded when the file had the same size and modification time.
 
 ``boto3`` is imported on first use of :class:`S3Storage` (``pip install 'klippers[aws]'``).
 Transient S3 failures are retried by botocore's own retry policy (``standard`` mode).
@@ -25,12 +27,13 @@ Examples
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import IO, Any, NoReturn, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
@@ -46,6 +49,8 @@ SHA256_METADATA = "sha256"
 """S3 user-metadata field (``x-amz-meta-sha256``) holding the hex digest of the content."""
 
 _TEMP_MARKER = ".klippers-tmp-"
+_DIGESTS_DIR = ".klippers-digests"
+"""Folder under a local root holding a digest record per file (never listed, not a key)."""
 _COPY_CHUNK = 1 * MiB
 _MAX_KEY_BYTES = 1024
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -181,6 +186,8 @@ def _key_problem(key: str, *, prefix: bool) -> str | None:
             return f"has an empty, '.' or '..' path segment ({part!r})"
         if part.startswith(_TEMP_MARKER):
             return f"segment {part!r} uses the reserved temp-file marker"
+        if part == _DIGESTS_DIR:
+            return f"segment {part!r} is reserved for digest records"
     return None
 
 
@@ -211,6 +218,53 @@ def _source_file(src: Path) -> Path:
     return src
 
 
+def content_fingerprint(storage: Storage, key: str, copy: Path) -> Fingerprint | None:
+    """Size and SHA-256 of ``key``; None when absent.
+
+    The recorded digest when there is one; otherwise (an S3 object written by another
+    tool) the object is downloaded to ``copy`` and hashed there.
+    """
+    found = storage.fingerprint(key)
+    if found is None or found.sha256 is not None:
+        return found
+    storage.download(key, copy)
+    return Fingerprint(size=copy.stat().st_size, sha256=file_sha256(copy))
+
+
+def _stat_id(path: Path) -> tuple[int, int]:
+    """Size and modification time (ns): what changes when a file is rewritten."""
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+@dataclass(frozen=True)
+class _Record:
+    """A local file's digest, valid while its size and mtime are ``size`` and ``mtime_ns``.
+
+    ``source`` is the size and mtime of the outside file last found (or uploaded)
+    identical, so :meth:`LocalStorage.is_current` need not hash it again.
+    """
+
+    size: int
+    mtime_ns: int
+    sha256: str
+    source: tuple[int, int] | None = None
+
+    @classmethod
+    def parse(cls, data: bytes) -> _Record | None:
+        try:
+            doc = json.loads(data)
+            source = doc.get("source")
+            return cls(
+                int(doc["size"]),
+                int(doc["mtime_ns"]),
+                str(doc["sha256"]),
+                (int(source[0]), int(source[1])) if source else None,
+            )
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            return None
+
+
 # --- local folder -----------------------------------------------------------------------------
 
 
@@ -218,7 +272,9 @@ class LocalStorage:
     """Keys are files under ``root``; writes go to a temp file beside the target first.
 
     Temp files carry a reserved marker in their name, are never listed, and a key may not
-    use the marker, so an interrupted write never shows up as an object.
+    use the marker, so an interrupted write never shows up as an object. The SHA-256 of
+    every file written or hashed is recorded under ``.klippers-digests/`` with the file's
+    size and mtime; while those match, the file is not hashed again.
     """
 
     def __init__(self, root: Path | str) -> None:
@@ -247,8 +303,12 @@ class LocalStorage:
         """Copy ``src`` to ``key`` atomically (temp file in the target folder, then rename)."""
         target = self._path(key)
         source = _source_file(Path(src))
-        with self._errors(key), source.open("rb") as fh:
-            _write_atomic(target, fh, progress)
+        digest = hashlib.sha256()
+        with self._errors(key):
+            seen = _stat_id(source)
+            with source.open("rb") as fh:
+                written = _write_atomic(target, fh, progress, digest)
+            self._remember(key, _Record(*written, digest.hexdigest(), source=seen))
         logger.debug("stored %s at %s", source, target)
 
     def read_bytes(self, key: str) -> bytes:
@@ -261,7 +321,8 @@ class LocalStorage:
         """Store ``data`` at ``key`` atomically."""
         target = self._path(key)
         with self._errors(key):
-            _write_atomic_bytes(target, data)
+            written = _write_atomic_bytes(target, data)
+            self._remember(key, _Record(*written, hashlib.sha256(data).hexdigest()))
 
     def list(self, prefix: str = "") -> list[str]:
         """Sorted keys of the files whose key starts with ``prefix``."""
@@ -273,7 +334,9 @@ class LocalStorage:
         keys: list[str] = []
         with self._errors(prefix):
             for dirpath, dirnames, filenames in os.walk(start):
-                dirnames[:] = [d for d in dirnames if not d.startswith(_TEMP_MARKER)]
+                dirnames[:] = [
+                    d for d in dirnames if not d.startswith(_TEMP_MARKER) and d != _DIGESTS_DIR
+                ]
                 base = Path(dirpath).relative_to(self.root).as_posix()
                 for name in filenames:
                     key = name if base == "." else f"{base}/{name}"
@@ -286,22 +349,62 @@ class LocalStorage:
         path = self._path(key)
         with self._errors(key):
             path.unlink(missing_ok=True)
+            self._record_path(key).unlink(missing_ok=True)
 
     def fingerprint(self, key: str) -> Fingerprint | None:
-        """Size and SHA-256 of the file at ``key`` (hashed now), or None when absent."""
+        """Size and SHA-256 of the file at ``key`` (the recorded digest while the file's size
+        and mtime are unchanged, else hashed now), or None when absent."""
         path = self._path(key)
         if not path.is_file():
             return None
         with self._errors(key):
-            return Fingerprint(size=path.stat().st_size, sha256=file_sha256(path))
+            record = self._record_of(key, path)
+        return Fingerprint(size=record.size, sha256=record.sha256)
 
     def is_current(self, key: str, src: Path) -> bool:
-        """Whether ``key`` holds exactly the content of ``src`` (sizes first, then SHA-256)."""
+        """Whether ``key`` holds exactly the content of ``src``.
+
+        Sizes first; then a ``src`` with the size and mtime of the file last found
+        identical is current without reading it; any other is compared by SHA-256.
+        """
         path = self._path(key)
         source = _source_file(Path(src))
-        if not path.is_file() or path.stat().st_size != source.stat().st_size:
+        if not path.is_file():
             return False
-        return _matches(self.fingerprint(key), source)
+        with self._errors(key):
+            seen = _stat_id(source)
+            if path.stat().st_size != seen[0]:
+                return False
+            record = self._record_of(key, path)
+            if record.source == seen:
+                return True
+            if record.sha256 != file_sha256(source):
+                return False
+            self._remember(key, replace(record, source=seen))
+        return True
+
+    def _record_of(self, key: str, path: Path) -> _Record:
+        """The digest record of the file at ``key``, hashing it when none is valid."""
+        size, mtime_ns = _stat_id(path)
+        try:
+            record = _Record.parse(self._record_path(key).read_bytes())
+        except FileNotFoundError:
+            record = None
+        if record is not None and (record.size, record.mtime_ns) == (size, mtime_ns):
+            return record
+        fresh = _Record(size, mtime_ns, file_sha256(path))
+        self._remember(key, fresh)
+        return fresh
+
+    def _remember(self, key: str, record: _Record) -> None:
+        """Record a digest; failing to is not an error (the file is hashed next time)."""
+        try:
+            _write_atomic_bytes(self._record_path(key), json.dumps(asdict(record)).encode())
+        except OSError as exc:
+            logger.warning("cannot record the digest of %s: %s", self.root / key, exc)
+
+    def _record_path(self, key: str) -> Path:
+        return self.root.joinpath(_DIGESTS_DIR, *f"{key}.json".split("/"))
 
     def _path(self, key: str) -> Path:
         check_key(key)
@@ -336,19 +439,32 @@ def _temp_beside(target: Path) -> AbstractContextManager[Path]:
     return atomic_path(target, marker=_TEMP_MARKER)
 
 
-def _write_atomic(target: Path, source: IO[bytes], progress: Progress | None) -> None:
-    with _temp_beside(target) as temp, temp.open("wb") as fh:
-        for chunk in iter(lambda: source.read(_COPY_CHUNK), b""):
-            fh.write(chunk)
-            if progress is not None:
-                progress(len(chunk))
-        _sync(fh)
+def _write_atomic(
+    target: Path,
+    source: IO[bytes],
+    progress: Progress | None,
+    digest: hashlib._Hash | None = None,
+) -> tuple[int, int]:
+    """Copy ``source`` to ``target`` (feeding ``digest``); the size and mtime written."""
+    with _temp_beside(target) as temp:
+        with temp.open("wb") as fh:
+            for chunk in iter(lambda: source.read(_COPY_CHUNK), b""):
+                fh.write(chunk)
+                if digest is not None:
+                    digest.update(chunk)
+                if progress is not None:
+                    progress(len(chunk))
+            _sync(fh)
+        return _stat_id(temp)  # a rename keeps both
 
 
-def _write_atomic_bytes(target: Path, data: bytes) -> None:
-    with _temp_beside(target) as temp, temp.open("wb") as fh:
-        fh.write(data)
-        _sync(fh)
+def _write_atomic_bytes(target: Path, data: bytes) -> tuple[int, int]:
+    """Write ``data`` to ``target``; the size and mtime written."""
+    with _temp_beside(target) as temp:
+        with temp.open("wb") as fh:
+            fh.write(data)
+            _sync(fh)
+        return _stat_id(temp)
 
 
 def _sync(fh: IO[bytes]) -> None:

@@ -1,24 +1,36 @@
 """The child job: render segment N as a finished vertical short.
 
 Run as ``python -m klippers.child`` with ``USER_ID``, ``VIDEO_ID``, ``SEGMENT`` and the
-warehouse in the environment. A short already in the warehouse is not rendered again
-(the parent removes shorts that its new segments make stale).
+warehouse in the environment. The short's recipe records what it was made from: the
+segment and its captions (by digest), layout and split, background (by digest), caption
+style, reframe mode, encode settings and the code version. A short whose recipe is
+current is not rendered again; any change renders it again.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from pathlib import Path
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import klipmedia
+import klippers
 from klipmedia.captions import Captions
-from klippers.contract import ENV_SEGMENT, REFRAMES, ShortsConfig, VideoRef, parse_segment
-from klippers.jobs.parent import read_config, read_manifest
+from klippers.contract import (
+    ENV_SEGMENT,
+    REFRAMES,
+    ShortsConfig,
+    VideoRef,
+    parse_segment,
+    recipe_digest,
+)
+from klippers.jobs.parent import read_config, read_manifest, read_recipe, write_recipe
 from klippers.jobs.runner import JobEnvironment, JobInputError, run_main, scratch
-from klippers.storage import Storage, StorageKeyNotFoundError
+from klippers.storage import Storage, StorageKeyNotFoundError, content_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +43,40 @@ class ChildResult:
     reused: bool
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """How a short is made: the warehouse keys it reads and the settings it uses."""
+
+    segment: str
+    captions: str
+    background: str | None
+    layout: klipmedia.Layout
+    style: klipmedia.CaptionStyle
+    reframe: str | None
+    encode: klipmedia.EncodeSettings
+
+    def recipe(self, storage: Storage, workdir: Path) -> dict[str, Any]:
+        """What the short is made from: files by digest, settings by value.
+
+        Settings that cannot affect the picture are left out: the split and background
+        outside the stacked layout, the reframe mode of the blurred one, and the encoder's
+        thread count.
+        """
+        stacked = self.layout.kind == "stacked"
+        return {
+            "segment": _identity(storage, self.segment, workdir),
+            "captions": _identity(storage, self.captions, workdir),
+            "layout": {**asdict(self.layout), "split": self.layout.split if stacked else None},
+            "background": (
+                _identity(storage, self.background, workdir) if self.background else None
+            ),
+            "caption_style": _json_values(asdict(self.style)),
+            "reframe": self.reframe,
+            "encode": _json_values({**asdict(self.encode), "threads": None}),
+            "code": {"klippers": klippers.__version__, "klipmedia": klipmedia.__version__},
+        }
+
+
 def run_child(
     ref: VideoRef,
     segment: int,
@@ -40,36 +86,82 @@ def run_child(
     encode: klipmedia.EncodeSettings | None = None,
     progress: klipmedia.render.Progress | None = None,
 ) -> ChildResult:
-    """Render short ``segment`` of a video whose parent job has finished."""
-    config = read_config(storage, ref)
-    entry = _manifest_entry(storage, ref, segment)
-    key = ref.short_video(segment)
-    if storage.exists(key):
-        log.info("%s already exists; nothing to do", storage.describe(key))
+    """Render short ``segment`` of a video whose parent job has finished, unless the short
+    in the warehouse was made from the same recipe."""
+    plan = _plan(storage, ref, segment, encode or klipmedia.EncodeSettings())
+    inputs = plan.recipe(storage, workdir)
+    key, recipe_key = ref.short_video(segment), ref.short_recipe(segment)
+    if storage.exists(key) and read_recipe(storage, recipe_key) == recipe_digest(inputs):
+        log.info("%s is up to date; nothing to do", storage.describe(key))
         return ChildResult(key, reused=True)
-    clip = storage.download(ref.segment_video(segment), workdir / "segment.mp4")
-    captions = _captions(storage, ref, segment, workdir)
-    layout = klipmedia.Layout(config.layout)
-    reframe = entry.get("reframe", "face")
-    crop_path = None
-    if reframe == "face" and layout.kind != "blurred":
-        from klipmedia.reframe import face_path
-
-        crop_path = face_path(clip, aspect=layout.crop_aspect)
-    result = klipmedia.render_short(
-        clip,
-        workdir / "short.mp4",
-        background=_background(storage, ref, config, workdir),
-        captions=captions,
-        layout=layout,
-        crop_path=crop_path,
-        style=caption_style(config),
-        encode=encode,
-        progress=progress,
-    )
+    result = _render(storage, plan, workdir, progress)
+    storage.delete(recipe_key)
     storage.upload(result.path, key)
+    write_recipe(storage, recipe_key, inputs)
     log.info("wrote %s (%.1f s, audio %s)", storage.describe(key), result.duration, result.audio)
     return ChildResult(key, reused=False)
+
+
+def _plan(storage: Storage, ref: VideoRef, segment: int, encode: klipmedia.EncodeSettings) -> _Plan:
+    config = read_config(storage, ref)
+    entry = _manifest_entry(storage, ref, segment)
+    layout = _layout(config)
+    stacked = layout.kind == "stacked"
+    return _Plan(
+        segment=ref.segment_video(segment),
+        captions=_captions_key(storage, ref, segment),
+        background=_background_key(storage, ref, config) if stacked else None,
+        layout=layout,
+        style=caption_style(config),
+        reframe=entry.get("reframe", "face") if layout.kind != "blurred" else None,
+        encode=encode,
+    )
+
+
+def _render(
+    storage: Storage, plan: _Plan, workdir: Path, progress: klipmedia.render.Progress | None
+) -> klipmedia.RenderResult:
+    clip = storage.download(plan.segment, workdir / "segment.mp4")
+    crop_path = None
+    if plan.reframe == "face":
+        from klipmedia.reframe import face_path
+
+        crop_path = face_path(clip, aspect=plan.layout.crop_aspect)
+    background = None
+    if plan.background is not None:
+        suffix = PurePosixPath(plan.background).suffix or ".mp4"
+        background = storage.download(plan.background, workdir / f"background{suffix}")
+    return klipmedia.render_short(
+        clip,
+        workdir / "short.mp4",
+        background=background,
+        captions=_captions(storage, plan.captions, workdir),
+        layout=plan.layout,
+        crop_path=crop_path,
+        style=plan.style,
+        encode=plan.encode,
+        progress=progress,
+    )
+
+
+def _layout(config: ShortsConfig) -> klipmedia.Layout:
+    if config.split is None:
+        return klipmedia.Layout(config.layout)
+    return klipmedia.Layout(config.layout, split=config.split)
+
+
+def _json_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` as JSON values (paths and fractions as text)."""
+    converted: dict[str, Any] = json.loads(json.dumps(values, default=str))
+    return converted
+
+
+def _identity(storage: Storage, key: str, workdir: Path) -> dict[str, Any]:
+    """Size and SHA-256 of ``key`` (recorded, else hashed from a scratch copy)."""
+    found = content_fingerprint(storage, key, workdir / "hashed" / PurePosixPath(key).name)
+    if found is None:
+        raise StorageKeyNotFoundError(key, storage.describe(key))
+    return {"size": found.size, "sha256": found.sha256}
 
 
 def _manifest_entry(storage: Storage, ref: VideoRef, segment: int) -> dict[str, Any]:
@@ -89,28 +181,30 @@ def _manifest_entry(storage: Storage, ref: VideoRef, segment: int) -> dict[str, 
     )
 
 
-def _captions(storage: Storage, ref: VideoRef, segment: int, workdir: Path) -> Captions:
-    """Word-highlighted captions from the segment's words, else its SRT."""
-    try:
-        words = storage.download(ref.segment_words(segment), workdir / "segment.words.json")
-        return Captions.from_words_json(words)
-    except StorageKeyNotFoundError:
-        srt = storage.download(ref.segment_srt(segment), workdir / "segment.srt")
-        return Captions.from_srt(srt)
+def _captions_key(storage: Storage, ref: VideoRef, segment: int) -> str:
+    """The segment's words (for word-highlighted captions) if stored, else its SRT."""
+    words = ref.segment_words(segment)
+    return words if storage.exists(words) else ref.segment_srt(segment)
 
 
-def _background(
-    storage: Storage, ref: VideoRef, config: ShortsConfig, workdir: Path
-) -> Path | None:
-    """The configured background video (a key in the video's folder or in the warehouse)."""
+def _captions(storage: Storage, key: str, workdir: Path) -> Captions:
+    path = storage.download(key, workdir / PurePosixPath(key).name)
+    if key.endswith(".words.json"):
+        return Captions.from_words_json(path)
+    return Captions.from_srt(path)
+
+
+def _background_key(storage: Storage, ref: VideoRef, config: ShortsConfig) -> str | None:
+    """The configured background video: a key in the video's folder, else in the warehouse."""
     name = config.background_video
     if not name:
         return None
-    for key in (ref.key(name), name):
-        try:
-            return storage.download(key, workdir / f"background{Path(name).suffix or '.mp4'}")
-        except (StorageKeyNotFoundError, ValueError):
-            continue
+    candidates = [name]
+    with contextlib.suppress(ValueError):
+        candidates.insert(0, ref.key(name))
+    for key in candidates:
+        if storage.exists(key):
+            return key
     raise JobInputError(f"background_video {name!r} is not in the warehouse")
 
 

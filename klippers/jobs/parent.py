@@ -2,8 +2,13 @@
 
 Run as ``python -m klippers.parent`` with ``USER_ID``, ``VIDEO_ID`` and the warehouse
 (``VIDEO_WAREHOUSE_S3_BUCKET_NAME`` or ``KLIPPERS_WAREHOUSE``) in the environment.
-A re-run is safe: a finished run with the same inputs is a no-op, and a transcript
-already made from the same original is reused.
+
+A re-run redoes exactly what changed: every output records what it was made from (a
+recipe, see :mod:`klippers.contract`). The transcript is made again when the original or
+the ASR settings changed; the segments when the original, the transcript or the selection
+request changed; the thumbnail when the original changed. A segment whose files changed
+takes its short with it, and segments and shorts beyond the new count are removed. When
+nothing changed, the original is neither downloaded nor hashed again.
 """
 
 from __future__ import annotations
@@ -11,21 +16,46 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 import klipmedia
 from klipmedia.cut import CutSettings
-from klippers.asr.loudness import loudness_per_second
+from klippers.asr.loudness import loudness_of_samples
 from klippers.asr.subtitles import write_transcript_files
-from klippers.asr.transcribe import transcribe_file
+from klippers.asr.transcribe import (
+    SAMPLE_RATE,
+    decode_audio,
+    load_transcriber,
+    resolve_backend,
+    resolve_model,
+)
 from klippers.asr.transcript import Transcript
-from klippers.contract import MANIFEST, ORIGINAL_VIDEO, SHORTS_DIR, ShortsConfig, VideoRef
+from klippers.contract import (
+    MANIFEST,
+    ORIGINAL_VIDEO,
+    ORIGINAL_WORDS,
+    SEGMENTS_DIR,
+    SHORTS_DIR,
+    THUMBNAIL,
+    ShortsConfig,
+    VideoRef,
+    recipe,
+    recipe_digest,
+    recorded_digest,
+)
 from klippers.jobs.runner import JobEnvironment, JobInputError, run_main, scratch
 from klippers.jobs.segments import write_manifest, write_segments
 from klippers.selection.highlights import select_highlights
-from klippers.storage import Storage, StorageKeyNotFoundError, file_sha256
+from klippers.storage import (
+    Storage,
+    StorageKeyNotFoundError,
+    content_fingerprint,
+    file_sha256,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +65,10 @@ Stage = Callable[[str], None]
 
 @dataclass(frozen=True)
 class ParentResult:
-    """What the parent wrote (or found already written)."""
+    """What the parent wrote (or found already written).
+
+    ``reused``: the segments were current, so none was cut again.
+    """
 
     segments: tuple[dict[str, Any], ...]
     message: str | None
@@ -65,6 +98,57 @@ def read_manifest(storage: Storage, ref: VideoRef) -> dict[str, Any] | None:
     return doc
 
 
+def read_recipe(storage: Storage, key: str) -> str | None:
+    """The digest recorded by the recipe at ``key``; None when missing or unreadable."""
+    try:
+        return recorded_digest(json.loads(storage.read_bytes(key)))
+    except (StorageKeyNotFoundError, ValueError):
+        return None
+
+
+def write_recipe(storage: Storage, key: str, inputs: Mapping[str, Any]) -> None:
+    """Record at ``key`` that an output was made from ``inputs``.
+
+    The writer deletes the old recipe before it replaces the output and calls this after,
+    so an output is never taken as made from a recipe it was not made from.
+    """
+    text = json.dumps(recipe(inputs), indent=1, sort_keys=True, ensure_ascii=False)
+    storage.write_bytes(key, (text + "\n").encode())
+
+
+class _Original:
+    """The original video: its identity from the warehouse, downloaded only when needed."""
+
+    def __init__(self, storage: Storage, ref: VideoRef, workdir: Path, report: Stage) -> None:
+        self._storage, self._key, self._report = storage, ref.original_video, report
+        self._path = workdir / ORIGINAL_VIDEO
+        self._downloaded = False
+
+    def identity(self) -> dict[str, Any]:
+        """Size and SHA-256 (the recorded digest; hashed from a copy only when none is)."""
+        found = self._storage.fingerprint(self._key)
+        if found is None:
+            raise JobInputError(f"{self._storage.describe(self._key)} is missing")
+        digest = found.sha256 or file_sha256(self.path())
+        return {"size": found.size, "sha256": digest}
+
+    def path(self) -> Path:
+        """The local copy, downloaded on first use."""
+        if not self._downloaded:
+            self._report("download")
+            self._storage.download(self._key, self._path)
+            self._downloaded = True
+        return self._path
+
+
+@dataclass(frozen=True)
+class _Speech:
+    """A transcript and the audio decoded for it (decoded once, for ASR and loudness)."""
+
+    transcript: Transcript
+    audio: np.ndarray
+
+
 def run_parent(
     ref: VideoRef,
     storage: Storage,
@@ -77,136 +161,227 @@ def run_parent(
     """Transcribe, choose and cut the segments of one video in the warehouse."""
     report = stage or (lambda name: None)
     config = read_config(storage, ref)
-    report("download")
-    video = _download_original(storage, ref, workdir)
-    source = {"sha256": file_sha256(video), "size": video.stat().st_size}
-    request = _request(config)
+    original = _Original(storage, ref, workdir, report)
+    source = original.identity()
+    present = set(storage.list(ref.prefix))
     previous = read_manifest(storage, ref)
-    if previous is not None and _is_current(previous, source, request, config):
-        log.info("%s is up to date; nothing to do", storage.describe(ref.manifest))
-        return ParentResult(tuple(previous["segments"]), previous.get("message"), reused=True)
-    if not klipmedia.probe(video).has_audio:
-        raise JobInputError(
-            f"{storage.describe(ref.original_video)} has no audio track: "
-            "there is no speech to find shorts in"
-        )
-    report("transcribe")
-    transcript = _transcript(storage, ref, video, source, config, workdir, asr_model)
+    if ref.thumbnail in present:
+        _refresh_thumbnail(storage, ref, original, source, previous, workdir)
+    transcript_inputs = {"source": source, "asr": _asr_settings(config, asr_model)}
+    speech: _Speech | None = None
+    if _transcript_current(storage, ref, present, transcript_inputs):
+        words_sha256 = _words_sha256(storage, ref, workdir)
+    else:
+        video = original.path()
+        report("transcribe")
+        speech, words_sha256 = _transcribe(storage, ref, video, transcript_inputs, workdir)
+    settings = cut or CutSettings()
+    request = _request(config, previous)
+    inputs = {
+        "source": source,
+        "transcript": words_sha256,
+        "request": request,
+        "cut": asdict(settings),
+    }
+    if previous is not None and _segments_current(ref, previous, present, inputs):
+        log.info("%s is up to date", storage.describe(ref.manifest))
+        entries = _refresh_manifest(storage, ref, workdir, config, previous)
+        _record_count(storage, ref, config, len(entries))
+        return ParentResult(tuple(entries), previous.get("message"), reused=True)
+    video = original.path()
     report("select")
+    if speech is None:
+        speech = _Speech(_read_transcript(storage, ref), decode_audio(video))
     result = select_highlights(
-        transcript,
-        count=config.segment_count or None,
-        target_duration=config.target_short_video_duration_in_seconds,
-        min_duration=config.min_duration,
-        max_duration=config.max_duration,
-        loudness=loudness_per_second(video),
+        speech.transcript,
+        count=request["segment_count"] or None,
+        target_duration=request["target_duration"],
+        min_duration=request["min_duration"],
+        max_duration=request["max_duration"],
+        loudness=loudness_of_samples(speech.audio, SAMPLE_RATE),
     )
     if result.message:
         log.warning("%s", result.message)
     report("cut")
     segments = write_segments(
-        video, transcript, result.highlights, workdir, settings=cut or CutSettings()
+        video, speech.transcript, result.highlights, workdir, settings=settings
     )
     entries = [{**entry, "reframe": config.reframe} for entry in segments]
-    _publish(storage, ref, workdir, config, entries, result.message, source, request)
+    storage.delete(ref.manifest)  # first: a crash from here on leads to a redo
+    _publish_segments(storage, ref, workdir, present, entries)
+    _record_count(storage, ref, config, len(entries))
+    extra = {"source": source, "request": request, "recipe": recipe(inputs)}
+    manifest = write_manifest(workdir / MANIFEST, entries, result.message, **extra)
+    storage.upload(manifest, ref.manifest)
     return ParentResult(tuple(entries), result.message, reused=False)
 
 
-def _download_original(storage: Storage, ref: VideoRef, workdir: Path) -> Path:
-    try:
-        return storage.download(ref.original_video, workdir / ORIGINAL_VIDEO)
-    except StorageKeyNotFoundError as exc:
-        raise JobInputError(f"{storage.describe(ref.original_video)} is missing") from exc
-
-
-def _request(config: ShortsConfig) -> dict[str, Any]:
+def _asr_settings(config: ShortsConfig, model: str | None) -> dict[str, Any]:
+    """The backend and model (as resolved from the environment too) and the language."""
     return {
-        "segment_count": config.segment_count,
-        "target_duration": config.target_short_video_duration_in_seconds,
-        "min_duration": config.min_duration,
-        "max_duration": config.max_duration,
+        "backend": resolve_backend(config.asr_backend),
+        "model": resolve_model(model),
         "language": config.language,
-        "reframe": config.reframe,
     }
 
 
-def _is_current(
-    manifest: Mapping[str, Any],
-    source: Mapping[str, Any],
-    request: Mapping[str, Any],
-    config: ShortsConfig,
-) -> bool:
-    """The manifest was made from this original with this request.
-
-    The parent writes the real number of segments back into the config, so a config
-    whose count equals the manifest's count still matches the original request.
-    """
-    made_from = manifest.get("request") or {}
-    same_count = config.segment_count in (
-        made_from.get("segment_count"),
-        manifest.get("segment_count"),
-    )
-    rest = {k: v for k, v in request.items() if k != "segment_count"}
-    return (
-        manifest.get("source") == dict(source)
-        and same_count
-        and all(made_from.get(k) == v for k, v in rest.items())
-    )
-
-
-def _transcript(
+def _refresh_thumbnail(
     storage: Storage,
     ref: VideoRef,
-    video: Path,
+    original: _Original,
     source: Mapping[str, Any],
-    config: ShortsConfig,
+    previous: Mapping[str, Any] | None,
     workdir: Path,
-    asr_model: str | None,
-) -> Transcript:
-    """Reuse the transcript made from this original, or transcribe and publish one."""
-    try:
-        doc = json.loads(storage.read_bytes(ref.original_words))
-        if doc.get("source") == dict(source):
-            log.info("reusing %s", storage.describe(ref.original_words))
-            return Transcript.from_json(json.dumps(doc))
-    except (StorageKeyNotFoundError, ValueError):
-        pass
-    transcript = transcribe_file(
-        video, backend=config.asr_backend, model=asr_model, language=config.language
-    )
-    files = write_transcript_files(transcript, workdir / "transcript")
-    doc = json.loads(files["words"].read_text(encoding="utf-8"))
-    files["words"].write_text(json.dumps({**doc, "source": dict(source)}, ensure_ascii=False))
-    storage.upload(files["srt"], ref.original_srt)
-    storage.upload(files["text"], ref.original_txt)
-    storage.upload(files["words"], ref.original_words)  # last: it marks the transcript done
-    return transcript
-
-
-def _publish(
-    storage: Storage,
-    ref: VideoRef,
-    workdir: Path,
-    config: ShortsConfig,
-    entries: list[dict[str, Any]],
-    message: str | None,
-    source: Mapping[str, Any],
-    request: Mapping[str, Any],
 ) -> None:
-    """Upload the segments, drop stale shorts, record the count, write the manifest last."""
+    """Make the thumbnail again, at its width, when the original it shows was replaced.
+
+    A thumbnail without a recipe was uploaded with the original: it shows the original
+    the last run was made from (or, on a first run, the current one).
+    """
+    inputs = {"original": dict(source)}
+    recorded = read_recipe(storage, ref.thumbnail_recipe)
+    if recorded == recipe_digest(inputs):
+        return
+    if recorded is None and (previous is None or previous.get("source") == source):
+        write_recipe(storage, ref.thumbnail_recipe, inputs)
+        return
+    from PIL import Image
+
+    old = storage.download(ref.thumbnail, workdir / f"old-{THUMBNAIL}")
+    with Image.open(old) as picture:
+        width = picture.width
+    log.info("the original changed: making %s again", storage.describe(ref.thumbnail))
+    still = klipmedia.thumbnail(original.path(), workdir / THUMBNAIL, width=width)
+    storage.delete(ref.thumbnail_recipe)
+    storage.upload(still, ref.thumbnail)
+    write_recipe(storage, ref.thumbnail_recipe, inputs)
+
+
+def _transcript_current(
+    storage: Storage, ref: VideoRef, present: set[str], inputs: Mapping[str, Any]
+) -> bool:
+    if not {ref.original_srt, ref.original_txt, ref.original_words} <= present:
+        return False
+    return read_recipe(storage, ref.transcript_recipe) == recipe_digest(inputs)
+
+
+def _words_sha256(storage: Storage, ref: VideoRef, workdir: Path) -> str:
+    """The digest of ``original.words.json``: the transcript's identity."""
+    found = content_fingerprint(storage, ref.original_words, workdir / ORIGINAL_WORDS)
+    if found is None or found.sha256 is None:
+        raise StorageKeyNotFoundError(ref.original_words, storage.describe(ref.original_words))
+    return found.sha256
+
+
+def _transcribe(
+    storage: Storage, ref: VideoRef, video: Path, inputs: Mapping[str, Any], workdir: Path
+) -> tuple[_Speech, str]:
+    """Transcribe ``video``, publish the files that changed (the recipe last); return the
+    speech and the SHA-256 of the words file."""
+    if not klipmedia.probe(video).has_audio:
+        raise JobInputError(
+            f"{storage.describe(ref.original_video)} has no audio track: "
+            "there is no speech to find shorts in"
+        )
+    audio = decode_audio(video)
+    asr = inputs["asr"]
+    transcriber = load_transcriber(asr["backend"], asr["model"])
+    log.info("transcribing %.1f s of audio from %s", audio.size / SAMPLE_RATE, video)
+    transcript = transcriber.transcribe(audio, language=asr["language"])
+    files = write_transcript_files(transcript, workdir / "transcript")
+    keys = {"srt": ref.original_srt, "text": ref.original_txt, "words": ref.original_words}
+    storage.delete(ref.transcript_recipe)
+    for kind, key in keys.items():
+        if not storage.is_current(key, files[kind]):
+            storage.upload(files[kind], key)
+    write_recipe(storage, ref.transcript_recipe, inputs)
+    return _Speech(transcript, audio), file_sha256(files["words"])
+
+
+def _read_transcript(storage: Storage, ref: VideoRef) -> Transcript:
+    return Transcript.from_json(storage.read_bytes(ref.original_words).decode("utf-8"))
+
+
+def _request(config: ShortsConfig, previous: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What selection reads from the config.
+
+    The parent writes the real number of segments back into the config, so a count equal
+    to the manifest's stands for the request that manifest answered.
+    """
+    count = config.segment_count
+    if previous is not None and count == previous.get("segment_count"):
+        count = (previous.get("request") or {}).get("segment_count", count)
+    return {
+        "segment_count": count,
+        "target_duration": config.target_short_video_duration_in_seconds,
+        "min_duration": config.min_duration,
+        "max_duration": config.max_duration,
+    }
+
+
+def _segments_current(
+    ref: VideoRef, manifest: Mapping[str, Any], present: set[str], inputs: Mapping[str, Any]
+) -> bool:
+    """The manifest was made from ``inputs`` and every segment file it lists is there."""
+    if recorded_digest(manifest.get("recipe")) != recipe_digest(inputs):
+        return False
+    files = {ref.key(rel) for entry in manifest["segments"] for rel in entry["files"].values()}
+    return files <= present
+
+
+def _refresh_manifest(
+    storage: Storage,
+    ref: VideoRef,
+    workdir: Path,
+    config: ShortsConfig,
+    manifest: Mapping[str, Any],
+) -> list[dict[str, Any]]:
+    """The current entries; the manifest is written again only if the reframe mode changed."""
+    entries = [{**entry, "reframe": config.reframe} for entry in manifest["segments"]]
+    if entries != manifest["segments"]:
+        own = ("version", "segment_count", "message", "segments")
+        extra = {k: v for k, v in manifest.items() if k not in own}
+        path = write_manifest(workdir / MANIFEST, entries, manifest.get("message"), **extra)
+        storage.upload(path, ref.manifest)
+    return entries
+
+
+def _publish_segments(
+    storage: Storage,
+    ref: VideoRef,
+    workdir: Path,
+    present: set[str],
+    entries: list[dict[str, Any]],
+) -> None:
+    """Upload the segment files that changed, after removing the shorts made from them;
+    then remove segment files and shorts beyond the new count."""
+    keep: set[str] = set()
     for entry in entries:
-        for relative in entry["files"].values():
-            storage.upload(workdir / relative, ref.key(relative))
-    for key in storage.list(ref.key(SHORTS_DIR) + "/"):
-        log.info("removing stale short %s", key)
-        storage.delete(key)
-    storage.write_bytes(
-        ref.shorts_config, config.with_segment_count(len(entries)).to_json().encode()
-    )
-    manifest = write_manifest(
-        workdir / MANIFEST, entries, message, source=dict(source), request=dict(request)
-    )
-    storage.upload(manifest, ref.manifest)
+        n = entry["index"]
+        short = (ref.short_video(n), ref.short_recipe(n))
+        files = {ref.key(relative): workdir / relative for relative in entry["files"].values()}
+        changed = {
+            key: path
+            for key, path in files.items()
+            if key not in present or not storage.is_current(key, path)
+        }
+        if changed:
+            for key in short:
+                storage.delete(key)
+        for key, path in changed.items():
+            storage.upload(path, key)
+        keep.update(files, short)
+    folders = (ref.key(SEGMENTS_DIR) + "/", ref.key(SHORTS_DIR) + "/")
+    for key in sorted(present):
+        if key.startswith(folders) and key not in keep:
+            log.info("removing stale %s", key)
+            storage.delete(key)
+
+
+def _record_count(storage: Storage, ref: VideoRef, config: ShortsConfig, count: int) -> None:
+    """Write the real number of segments back into the config (the cloud fans out by it)."""
+    if config.segment_count != count:
+        storage.write_bytes(ref.shorts_config, config.with_segment_count(count).to_json().encode())
 
 
 def run_job(env: Mapping[str, str]) -> ParentResult:

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from klippers import storage as storage_module
 from klippers.contract import ENV_BUCKET
 from klippers.storage import (
     Fingerprint,
@@ -30,6 +31,7 @@ from klippers.storage import (
     StorageKeyNotFoundError,
     StoragePermissionError,
     StorageUnavailableError,
+    content_fingerprint,
     open_storage,
 )
 from tests.conftest import REGION
@@ -236,7 +238,11 @@ def test_local_upload_interrupted_mid_copy_leaves_no_file_and_keeps_the_old_one(
     assert not store.exists(KEY)
     assert store.list() == [replaced]
     assert store.read_bytes(replaced) == b"previous version"
-    assert [p.name for p in store.root.rglob("*") if p.is_file()] == ["thumbnail.png"]
+    files = sorted(p.relative_to(store.root).as_posix() for p in store.root.rglob("*"))
+    assert [f for f in files if f.endswith((".png", ".json", ".partial"))] == [
+        f".klippers-digests/{replaced}.json",  # the digest record of the kept file
+        replaced,
+    ]
 
 
 @pytest.mark.parametrize("size", [MiB, PART + MiB], ids=["single-part", "multipart"])
@@ -359,6 +365,77 @@ def test_object_without_recorded_digest_is_never_current(
     store = S3Storage(bucket, endpoint_url=s3_endpoint)
     assert store.fingerprint(KEY) == Fingerprint(size=1000, sha256=None)
     assert not store.is_current(KEY, src)
+    copy = tmp_path / "copy" / "v.mp4"
+    assert content_fingerprint(store, KEY, copy) == Fingerprint(
+        size=1000, sha256=hashlib.sha256(src.read_bytes()).hexdigest()
+    )
+    assert copy.read_bytes() == src.read_bytes()
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def hashed(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Every file the storage hashes by reading it."""
+    calls: list[Path] = []
+    real = storage_module.file_sha256
+
+    def spy(path: Path) -> str:
+        calls.append(path)
+        return real(path)
+
+    monkeypatch.setattr(storage_module, "file_sha256", spy)
+    return calls
+
+
+def test_local_digests_are_recorded_and_not_computed_again(
+    tmp_path: Path, hashed: list[Path]
+) -> None:
+    store = LocalStorage(tmp_path / "warehouse")
+    src = _file(tmp_path / "talk.mp4", 300_000, seed=4)
+    store.upload(src, KEY)
+    store.write_bytes("a/config.json", b"{}")
+    assert store.fingerprint(KEY) == Fingerprint(size=300_000, sha256=_sha256(src))
+    assert store.fingerprint("a/config.json") == Fingerprint(2, hashlib.sha256(b"{}").hexdigest())
+    assert store.is_current(KEY, src)  # the file it was copied from, unchanged
+    assert hashed == []
+    assert store.list() == ["a/config.json", KEY]  # the records are not objects
+
+
+def test_local_file_rewritten_behind_the_storage_is_hashed_again(
+    tmp_path: Path, hashed: list[Path]
+) -> None:
+    store = LocalStorage(tmp_path / "warehouse")
+    src = _file(tmp_path / "talk.mp4", 300_000, seed=4)
+    store.upload(src, KEY)
+    stored = store.root / KEY
+    other = _file(tmp_path / "other.mp4", 300_000, seed=5)
+    written = stored.stat().st_mtime_ns
+    stored.write_bytes(other.read_bytes())  # same size, a later mtime
+    os.utime(stored, ns=(written, written + 10**9))  # (a later clock tick, for sure)
+    assert store.fingerprint(KEY) == Fingerprint(size=300_000, sha256=_sha256(other))
+    assert hashed == [stored]
+    assert store.fingerprint(KEY) == Fingerprint(size=300_000, sha256=_sha256(other))
+    assert hashed == [stored], "the new digest is recorded"
+    assert not store.is_current(KEY, src)
+    assert hashed == [stored, src]
+
+
+def test_local_source_found_identical_is_not_hashed_again(
+    tmp_path: Path, hashed: list[Path]
+) -> None:
+    store = LocalStorage(tmp_path / "warehouse")
+    src = _file(tmp_path / "talk.mp4", 300_000, seed=4)
+    store.upload(src, KEY)
+    same = tmp_path / "copy.mp4"
+    same.write_bytes(src.read_bytes())
+    assert store.is_current(KEY, same)
+    assert store.is_current(KEY, same)
+    assert hashed == [same]
+    store.delete(KEY)
+    assert not (store.root / ".klippers-digests" / f"{KEY}.json").exists()
 
 
 # --- keys ------------------------------------------------------------------------------------
@@ -376,6 +453,7 @@ BAD_KEYS = [
     "a/.",
     "a/",
     ".klippers-tmp-x",
+    ".klippers-digests/x",
     "x" * 1025,
 ]
 

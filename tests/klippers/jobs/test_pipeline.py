@@ -282,6 +282,12 @@ def test_jobs_on_s3_end_to_end_with_a_killed_child(
         run_child(ref, n, s3_storage, tmp_path / f"r{n}").reused for n in range(1, count + 1)
     )
 
+    # Other encode settings render the short again; its recipe is an object beside it.
+    faster = klipmedia.EncodeSettings(preset="ultrafast")
+    assert not run_child(ref, 1, s3_storage, tmp_path / "e1", encode=faster).reused
+    assert run_child(ref, 1, s3_storage, tmp_path / "e2", encode=faster).reused
+    assert s3_storage.exists(ref.short_recipe(1))
+
 
 def test_segments_end_on_sentence_ends(local_run: tuple[Path, Any]) -> None:
     out, _ = local_run
