@@ -377,6 +377,26 @@ def _continues(previous: str, word: str) -> bool:
     return word.lower().replace("\u2019", "'") in _CONTRACTIONS
 
 
+def join_words(texts: Sequence[str], language: str | None = None) -> str:
+    """Words as running text: spaced, but for pieces Whisper split off a word and scripts
+    (or a ``language``) written without spaces.
+
+    Examples
+    --------
+    >>> join_words(["I", "don", "'t", "feel", "ill", "-disposed", "-", "ok."])
+    "I don't feel ill-disposed - ok."
+    >>> join_words(["我们", "今天"], "zh")
+    '我们今天'
+    """
+    unspaced = language is not None and _primary_language(language) in NO_SPACE_LANGUAGES
+    text = ""
+    for word in texts:
+        if text and not (_continues(text, word) or _joined(text, word, unspaced)):
+            text += " "
+        text += word
+    return text
+
+
 def _primary_language(language: str) -> str:
     """``"zh"`` for ``"zh-Hans"`` or ``"ZH_cn"``."""
     return language.replace("_", "-").split("-")[0].lower()

@@ -35,7 +35,7 @@ from typing import Any, ClassVar, Protocol
 import av
 import numpy as np
 
-from klipmedia.captions import ends_sentence
+from klipmedia.captions import ends_sentence, join_words
 from klipmedia.probe import timeline_origin
 from klippers.asr.transcript import Sentence, Transcript, Word
 from klippers.contract import DEFAULT_ASR_MODEL, ENV_ASR_MODEL
@@ -64,7 +64,6 @@ QUIET_FRAMES = 50
 """Windows are cut at the quietest ``QUIET_FRAMES`` x 10 ms in the last ``SPLIT_SEARCH_S``."""
 SENTENCE_PAUSE_S = 1.5
 """A pause this long between words ends a sentence even without punctuation."""
-_NO_SPACE_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "km", "my", "yue", "bo"})
 _FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
@@ -274,12 +273,6 @@ def snap_to_voice(
     return snapped
 
 
-def join_words(words: Sequence[Word], language: str) -> str:
-    """The words as text, with spaces unless the language is written without them."""
-    separator = "" if language in _NO_SPACE_LANGUAGES else " "
-    return separator.join(w.text for w in words)
-
-
 def group_sentences(
     words: Sequence[Word], language: str, pause: float = SENTENCE_PAUSE_S
 ) -> tuple[Sentence, ...]:
@@ -290,7 +283,7 @@ def group_sentences(
         current.append(word)
         nxt = words[i + 1] if i + 1 < len(words) else None
         if nxt is None or ends_sentence(word.text) or nxt.start - word.end >= pause:
-            text = join_words(current, language)
+            text = join_words([w.text for w in current], language)
             sentences.append(Sentence(current[0].start, current[-1].end, text, tuple(current)))
             current = []
     return tuple(sentences)
