@@ -1,11 +1,19 @@
-"""Benchmark: face-following reframe analysis time on a 1920x1080 30 fps clip.
+"""Benchmark: reframe analysis time on 1920x1080 30 fps clips, face mode and speaker mode.
 
 Usage: ``python benchmarks/bench_reframe.py OUT.json [--seconds 30]`` from the repository root.
-The clip (a real face photo wandering over a drifting canvas, libx264 veryfast) is cached
-under ``.cache/bench/``. Writes wall and CPU seconds of :func:`klipmedia.reframe.analyse`,
-the same per second of video, the decode-only time of the same clip for scale, the wall time
-of rendering that clip as a short and the analysis's share of it (target <= 15 %), and the
-face hit-rate (samples with a detection within 3 % of the width of the true face centre).
+The clips (libx264 veryfast, cached under ``.cache/bench/``): one real face photo wandering
+over a drifting canvas (face mode), and a two-person conversation whose mouths open with
+their voices (speaker mode, :mod:`tests.klipmedia.conversation` at twice its size).
+
+Face mode: wall and CPU seconds of :func:`klipmedia.reframe.analyse`, the same per second of
+video, the decode-only time of the same clip for scale, the wall time of rendering that
+clip as a short and the analysis's share of it (target <= 15 %), and the face hit-rate
+(samples with a detection within 3 % of the width of the true face centre).
+
+Speaker mode: the same for ``analyse(mouths=True)`` plus :func:`klipmedia.shots.plan_shots`,
+split into stages (decode and scene cuts, detection, face mesh, audio loudness, plan: CPU
+seconds per video second), with the share of speech frames framed on the speaker and the
+number of cuts.
 """
 
 from __future__ import annotations
@@ -25,9 +33,13 @@ import av
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from klipmedia import CropPath, render_short
+from klipmedia import CropPath, render_short, window_size
+from klipmedia.blazeface import BlazeFaceDetector
+from klipmedia.landmarks import FaceMesh
 from klipmedia.reframe import ReframeSettings, analyse, plan_path
-from tests.klipmedia.facegen import Placement, write_clip
+from klipmedia.shots import plan_shots
+from tests.klipmedia import conversation
+from tests.klipmedia.facegen import FACE_WIDTH, Placement, write_clip
 
 SIZE = (1920, 1080)
 FPS = 30
@@ -53,6 +65,106 @@ def clip(seconds: int) -> Path:
     return path
 
 
+def conversation_clip(seconds: int) -> tuple[Path, conversation.Conversation]:
+    """Two people taking turns of about 2.5 s; the listener chews, laughs or nods."""
+    turns = []
+    start, voice = 0.3, "left"
+    while start + 2.3 < seconds:
+        turns.append(conversation.Turn(start, start + 2.3, voice))  # type: ignore[arg-type]
+        start, voice = start + 2.6, "right" if voice == "left" else "left"
+    kinds = ("chew", "laugh", "nod", "still")
+    talk = conversation.Conversation(
+        tuple(turns), float(seconds), lambda voice, t: kinds[int(t // 4) % len(kinds)]
+    )
+    path = Path(".cache/bench") / f"speaker-{SIZE[0]}x{SIZE[1]}-{FPS}-{seconds}s.mp4"
+    if not path.exists():
+        conversation.write_conversation(path, talk, zoom=SIZE[0] / 960, preset="veryfast")
+    return path, talk
+
+
+class _Timed:
+    """Adds the CPU seconds of each call of ``method`` on ``owner`` to ``spent[name]``."""
+
+    def __init__(self, owner: type, method: str, name: str, spent: dict[str, float]) -> None:
+        self.owner, self.method, self.original = owner, method, getattr(owner, method)
+        original = self.original
+
+        def timed(*args: object, **kwargs: object) -> object:
+            begin = time.process_time()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent[name] = spent.get(name, 0.0) + time.process_time() - begin
+
+        setattr(owner, method, timed)
+
+    def restore(self) -> None:
+        setattr(self.owner, self.method, self.original)
+
+
+def speaker_result(seconds: int) -> dict[str, object]:
+    """Per-stage CPU time of speaker analysis and planning on the conversation clip."""
+    path, talk = conversation_clip(seconds)
+    spent: dict[str, float] = {}
+    timers = [
+        _Timed(BlazeFaceDetector, "detect", "detection", spent),
+        _Timed(FaceMesh, "landmarks", "face_mesh", spent),
+    ]
+    import klipmedia.reframe as reframe_module
+
+    loudness = reframe_module.loudness
+
+    def timed_loudness(*args: object, **kwargs: object) -> object:
+        begin = time.process_time()
+        try:
+            return loudness(*args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            spent["audio"] = time.process_time() - begin
+
+    reframe_module.loudness = timed_loudness  # type: ignore[assignment]
+    try:
+        wall, cpu = time.perf_counter(), time.process_time()
+        analysis = analyse(path, mouths=True)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    finally:
+        reframe_module.loudness = loudness
+        for timer in timers:
+            timer.restore()
+    begin = time.process_time()
+    crop, shots, _ = plan_shots(analysis, aspect=Fraction(9, 16))
+    plan_cpu = time.process_time() - begin
+    stages = {
+        "decode_and_cuts": cpu - sum(spent.values()),
+        **spent,
+        "plan": plan_cpu,
+    }
+    zoom = SIZE[0] / conversation.SIZE[0]
+    window = window_size(*SIZE, Fraction(9, 16))[0]
+    xs = {"left": conversation.LEFT_X * zoom, "right": conversation.RIGHT_X * zoom}
+    spoken = [
+        abs(xs[who] - crop.center_at(i / FPS) * SIZE[0]) <= (window - FACE_WIDTH * zoom) / 2
+        for i in range(seconds * FPS)
+        if (who := talk.speaker_at(i / FPS)) in xs
+    ]
+    render, render_cpu = render_seconds(path, crop)
+    return {
+        "clip": {"width": SIZE[0], "height": SIZE[1], "fps": FPS, "seconds": seconds},
+        "analysis_wall_s": round(wall, 3),
+        "analysis_cpu_s": round(cpu, 3),
+        "analysis_cpu_s_per_video_s": round(cpu / seconds, 4),
+        "stages_cpu_s_per_video_s": {k: round(v / seconds, 4) for k, v in stages.items()},
+        "render_wall_s": round(render, 3),
+        "render_cpu_s": round(render_cpu, 3),
+        "analysis_share_of_render": round(wall / render, 4),
+        "analysis_cpu_share_of_render_cpu": round(cpu / render_cpu, 4),
+        "samples": len(analysis.samples),
+        "speech_frames_on_speaker": round(sum(spoken) / len(spoken), 4),
+        "turns": len(talk.turns),
+        "cuts": sum(a == b for a, b in zip(crop.times, crop.times[1:], strict=False)),
+        "shots": len(shots),
+    }
+
+
 def decode_seconds(path: Path) -> float:
     start = time.perf_counter()
     with av.open(str(path)) as container:
@@ -63,12 +175,12 @@ def decode_seconds(path: Path) -> float:
     return time.perf_counter() - start
 
 
-def render_seconds(path: Path, crop_path: CropPath) -> float:
-    """Wall time of rendering the same clip (full layout, default x264 settings)."""
+def render_seconds(path: Path, crop_path: CropPath) -> tuple[float, float]:
+    """Wall and CPU seconds of rendering the same clip (full layout, default x264 settings)."""
     with tempfile.TemporaryDirectory() as folder:
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         render_short(path, Path(folder) / "short.mp4", layout="full", crop_path=crop_path)
-        return time.perf_counter() - start
+        return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def main() -> None:
@@ -82,7 +194,7 @@ def main() -> None:
     wall, cpu = time.perf_counter(), time.process_time()
     analysis = analyse(path, settings=settings)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    render = render_seconds(path, plan_path(analysis, aspect=Fraction(9, 16), settings=settings))
+    render, _ = render_seconds(path, plan_path(analysis, aspect=Fraction(9, 16), settings=settings))
     hits = sum(
         any(abs(face.center_x - face_x(s.time)) < 0.03 * SIZE[0] for face in s.faces)
         for s in analysis.samples
@@ -100,6 +212,7 @@ def main() -> None:
         "samples": len(analysis.samples),
         "face_hit_rate": round(hits / len(analysis.samples), 4),
         "cuts": len(analysis.cuts),
+        "speaker": speaker_result(args.seconds),
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
     }

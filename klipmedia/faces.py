@@ -29,13 +29,22 @@ class ReframeError(KlipmediaError):
 
 @dataclass(frozen=True)
 class Face:
-    """A face box in source-frame pixels, with a detector-specific score (higher is surer)."""
+    """A face box in source-frame pixels, with a detector-specific score (higher is surer).
+
+    ``keypoints``: points the detector found (BlazeFace: the eyes, nose tip, mouth and ear
+    tragions, the eye on the picture's left first), in the same pixels. ``track``: which
+    face track it belongs to, and ``mouth``: how open its mouth is (inner-lip gap over
+    mouth width), where the speaker analysis measured them.
+    """
 
     x: float
     y: float
     width: float
     height: float
     score: float
+    keypoints: tuple[tuple[float, float], ...] = ()
+    track: int | None = None
+    mouth: float | None = None
 
     @property
     def center_x(self) -> float:

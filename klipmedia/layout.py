@@ -1,4 +1,4 @@
-"""Layouts of the vertical frame: stacked, full and blurred panels built from YUV planes."""
+"""Layouts of the vertical frame: stacked, full, blurred and split panels built from YUV planes."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from klipmedia.crop import Window, place_window, window_size
 from klipmedia.errors import KlipmediaError
 from klipmedia.frames import Planes, frame_planes, planes_to_frame, reformat
 
-LayoutKind = Literal["stacked", "full", "blurred"]
-LAYOUT_KINDS: tuple[LayoutKind, ...] = ("stacked", "full", "blurred")
+LayoutKind = Literal["stacked", "full", "blurred", "split"]
+LAYOUT_KINDS: tuple[LayoutKind, ...] = ("stacked", "full", "blurred", "split")
 
 _UPSCALE = av.video.reformatter.Interpolation.BICUBIC
 _DOWNSCALE = av.video.reformatter.Interpolation.AREA  # the right filter, and half the cost
@@ -35,11 +35,15 @@ class Layout:
     ``stacked``: the speaker crop on top (``split`` of the height), the
     background video below. ``full``: the crop fills the frame. ``blurred``: the
     whole source frame fit to the width over a blurred, zoomed copy of itself.
+    ``split`` (the kind): two crops, each half the height, one person in each (two crop
+    paths; the ``split`` share is not used).
 
     Examples
     --------
     >>> Layout("stacked", split=0.6).top_height
     1152
+    >>> Layout("split").crop_aspect
+    Fraction(9, 8)
     """
 
     kind: LayoutKind = "stacked"
@@ -59,7 +63,9 @@ class Layout:
 
     @property
     def top_height(self) -> int:
-        """Height of the speaker panel (the whole height unless stacked)."""
+        """Height of the speaker panel (the whole height unless stacked or split)."""
+        if self.kind == "split":
+            return _round_even(self.height / 2)
         return _round_even(self.height * self.split) if self.kind == "stacked" else self.height
 
     @property
@@ -108,10 +114,10 @@ def fit_width(planes: Planes, width: int) -> Planes:
     return scale(planes, width, _round_even(planes.height * width / planes.width))
 
 
-def speaker_panel(planes: Planes, window: Window, layout: Layout) -> Planes:
-    """The crop window scaled to the speaker panel."""
+def speaker_panel(planes: Planes, window: Window, width: int, height: int) -> Planes:
+    """The crop window scaled to a speaker panel of ``width`` x ``height``."""
     crop = planes.crop(window.x, window.y, window.width, window.height)
-    return scale(crop, layout.width, layout.top_height)
+    return scale(crop, width, height)
 
 
 def paste(target: Planes, panel: Planes, top: int) -> None:

@@ -1,6 +1,6 @@
 """Black bars baked into the picture (letterbox, pillarbox): find the picture inside them.
 
-:func:`detect_content` decodes ten frames spread over a clip (seeking between them)
+:func:`detect_content` decodes up to ten keyframes spread over a clip (seeking to each)
 and measures the luma of each row and column. A bar is a run of rows or columns from an
 edge of the frame that are near-black (mean luma <= 24, black being 16) and flat
 (standard deviation <= 5) in every sampled frame that shows anything; it must be at
@@ -65,7 +65,7 @@ _MIN_PICTURE = 0.25
 likely a lit detail of a dark scene than a picture between bars."""
 _SEEK_GAP = 2.0
 """Seconds ahead (about a keyframe interval) beyond which the next sample is sought, not
-decoded to."""
+decoded to (when keyframes are too few to sample)."""
 _LINE_PIXELS = 360
 """About this many pixels of each row or column are measured."""
 
@@ -168,19 +168,50 @@ def _detect(info: MediaInfo, start: float, end: float | None, samples: int) -> W
 def _sampled_lumas(
     info: MediaInfo, start: float, end: float | None, samples: int
 ) -> Iterator[Plane]:
-    """Upright luma planes (limited range) of the first frame of each of ``samples`` equal
-    slots of ``[start, end)``."""
+    """Upright luma planes (limited range) of frames spread over ``[start, end)``: the
+    keyframes before the middles of ``samples`` equal slots, or, where keyframes are too
+    sparse for that (fewer than three), the first frame of each slot."""
     slot = ((info.duration if end is None else end) - start) / samples
-    container, stream = open_video(info.path)
-    with container:
-        try:
-            for frame in _first_frames(container, stream, start, slot, samples):
-                yield decoded_planes(frame).rotated(info.rotation).y
-        except av.FFmpegError as exc:
-            raise UnreadableMediaError(f"{info.path}: decoding failed ({exc})") from exc
+    try:
+        with open_video(info.path)[0] as container:
+            frames = list(_keyframes(container, container.streams.video[0], start, slot, samples))
+        if len(frames) < _MIN_SHOWING:
+            container, stream = open_video(info.path)
+            with container:
+                frames = list(_slot_frames(container, stream, start, slot, samples))
+    except av.FFmpegError as exc:
+        raise UnreadableMediaError(f"{info.path}: decoding failed ({exc})") from exc
+    for frame in frames:
+        yield decoded_planes(frame).rotated(info.rotation).y
 
 
-def _first_frames(
+def _keyframes(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    start: float,
+    slot: float,
+    count: int,
+) -> Iterator[av.VideoFrame]:
+    """The keyframe at or before the middle of each of ``count`` slots from ``start``
+    (seconds from the stream's first timestamp), each keyframe once.
+
+    Only keyframes are decoded (a seek lands on one): the cost is one picture per sample
+    whatever the keyframe interval. Slots sharing a keyframe give one sample.
+    """
+    stream.codec_context.skip_frame = "NONKEY"
+    origin = stream.start_time or 0
+    time_base = stream.time_base or Fraction(1, 90000)
+    last: int | None = None
+    for index in range(count):
+        middle = start + (index + 0.5) * slot
+        container.seek(origin + math.floor(middle / time_base), stream=stream)
+        frame = next((f for f in container.decode(stream) if f.pts is not None), None)
+        if frame is not None and frame.pts != last:
+            last = frame.pts
+            yield frame
+
+
+def _slot_frames(
     container: av.container.InputContainer,
     stream: av.video.stream.VideoStream,
     start: float,

@@ -1,11 +1,16 @@
-"""Speaker-following reframe: a smooth horizontal :class:`~klipmedia.crop.CropPath` from faces.
+"""Face-following reframe: a smooth horizontal :class:`~klipmedia.crop.CropPath` from faces.
 
-:func:`analyse` decodes the clip once (PyAV, frame threads, non-reference frames skipped),
-detects faces a few times a second and finds hard scene cuts from block-mean luma
-differences between consecutive decoded frames. :func:`plan_path` turns that into a path:
-per shot, the chosen face's centre is gap-filled, median-filtered, held inside a dead zone,
-averaged and pan-speed limited; the window jumps only at scene cuts. :func:`face_path` does
-both.
+:func:`analyse` decodes the clip once (PyAV, frame threads), detects faces a few times a
+second and finds hard scene cuts from block-mean luma differences between consecutive
+decoded frames. With ``mouths=True`` (for the speaker plan, :mod:`klipmedia.shots`) it
+also follows every face with the face mesh at ``mouth_fps``, measuring its mouth's
+openness, and measures the audio's loudness. :func:`plan_path` turns the faces into a
+path: per shot, the chosen face's centre is gap-filled, median-filtered, held inside a
+dead zone, averaged and pan-speed limited; the window jumps only at scene cuts.
+:func:`face_path` does both.
+
+The detector is BlazeFace (:class:`~klipmedia.blazeface.BlazeFaceDetector`, LiteRT) when
+``ai-edge-litert`` is installed, else OpenCV's Haar cascade (logged).
 
 Examples
 --------
@@ -21,7 +26,7 @@ import logging
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -29,12 +34,16 @@ import av
 import numpy as np
 from numpy.typing import NDArray
 
+from klipmedia.blazeface import BlazeFaceDetector, litert_available
 from klipmedia.crop import CropPath, Window, window_size
 from klipmedia.errors import UnreadableMediaError
 from klipmedia.faces import Face, FaceDetector, HaarFaceDetector, ReframeError
 from klipmedia.frames import decoded_planes, open_video, planes_to_frame
+from klipmedia.landmarks import FaceMesh
 from klipmedia.letterbox import Content, frame_box, resolve_content
 from klipmedia.probe import probe
+from klipmedia.speaker import Loudness, SpeakerSettings, loudness
+from klipmedia.tracking import FaceTracker
 
 __all__ = [
     "Analysis",
@@ -42,8 +51,13 @@ __all__ = [
     "ReframeSettings",
     "Sample",
     "analyse",
+    "default_detector",
     "face_path",
+    "fill_gaps",
+    "follow",
     "plan_path",
+    "prominent_faces",
+    "shots_between_cuts",
 ]
 
 log = logging.getLogger(__name__)
@@ -90,6 +104,15 @@ class ReframeSettings:
         re-detected only around its last place (a full scan also runs when it is lost).
     skip_non_reference
         Do not decode non-reference frames (about half the decode time with B-frames).
+        Only without mouths: the mouth signal needs evenly spaced frames.
+    mouth_fps
+        With mouths: face-mesh samples per second (mouth openness, face tracks).
+    track_rescan
+        With mouths: seconds between face detections (the mesh follows faces between).
+    min_shot
+        Speaker plan: shortest shot in seconds; shorter turns merge into their neighbours.
+    speaker
+        How the speaker is told from the listeners (:class:`~klipmedia.speaker.SpeakerSettings`).
     """
 
     sample_fps: float = 3.0
@@ -102,6 +125,10 @@ class ReframeSettings:
     centrality: float = 0.5
     rescan: float = 1.0
     skip_non_reference: bool = True
+    mouth_fps: float = 15.0
+    track_rescan: float = 1.0
+    min_shot: float = 1.0
+    speaker: SpeakerSettings = field(default_factory=SpeakerSettings)
 
     def __post_init__(self) -> None:
         problems = [
@@ -116,6 +143,9 @@ class ReframeSettings:
                 ("cut_threshold", self.cut_threshold, self.cut_threshold > 0, "> 0"),
                 ("centrality", self.centrality, 0 <= self.centrality <= 1, "in [0, 1]"),
                 ("rescan", self.rescan, self.rescan >= 0, ">= 0"),
+                ("mouth_fps", self.mouth_fps, 0 < self.mouth_fps <= 60, "in (0, 60]"),
+                ("track_rescan", self.track_rescan, self.track_rescan >= 0, ">= 0"),
+                ("min_shot", self.min_shot, self.min_shot >= 0, ">= 0"),
             )
             if not ok
         ]
@@ -136,12 +166,15 @@ class Analysis:
     """What :func:`analyse` saw: picture size, face samples, and scene-cut times (seconds).
 
     The picture is the content box inside any black bars; face boxes are in its pixels.
+    With mouths, every face has a ``track`` and a ``mouth`` openness, and ``loudness``
+    is the audio's level (None without audio, or without mouths).
     """
 
     width: int
     height: int
     samples: tuple[Sample, ...]
     cuts: tuple[float, ...]
+    loudness: Loudness | None = None
 
 
 def _signature(frame: av.VideoFrame) -> NDArray[np.float32]:
@@ -168,13 +201,45 @@ def _picture(frame: av.VideoFrame, content: Window | None) -> av.VideoFrame:
     return planes_to_frame(planes)
 
 
-def _detect(detector: FaceDetector, frame: av.VideoFrame, tracked: Face | None) -> list[Face]:
-    """Re-detect the tracked face near where it was; scan the whole frame if it is gone."""
-    if tracked is not None:
-        faces = detector.detect(frame, near=tracked)
-        if faces:
-            return faces
-    return detector.detect(frame)
+class _Scanner:
+    """Face mode's sampler: whole-frame scans every ``rescan`` seconds; in between, the
+    followed face is re-detected only near where it was (a full scan when it is lost)."""
+
+    def __init__(self, detector: FaceDetector, settings: ReframeSettings) -> None:
+        self._detector = detector
+        self._settings = settings
+        self._tracked: Face | None = None
+        self._last_scan = -math.inf
+
+    def reset(self) -> None:
+        """Forget the followed face (after a scene cut)."""
+        self._tracked = None
+
+    def update(self, time: float, frame: av.VideoFrame) -> tuple[Face, ...]:
+        """The faces found at ``time`` seconds in ``frame``."""
+        faces: list[Face] = []
+        if self._tracked is not None and time - self._last_scan < self._settings.rescan:
+            faces = self._detector.detect(frame, near=self._tracked)
+        if not faces:
+            self._last_scan = time
+            faces = self._detector.detect(frame)
+        previous_x = math.nan if self._tracked is None else self._tracked.center_x / frame.width
+        self._tracked = _best(faces, frame.width, previous_x, self._settings)
+        return tuple(faces)
+
+
+def default_detector() -> FaceDetector:
+    """BlazeFace when LiteRT is installed, else OpenCV's Haar cascade (logged).
+
+    Raises
+    ------
+    ReframeError
+        Neither ``ai-edge-litert`` nor OpenCV 4.x is installed.
+    """
+    if litert_available():
+        return BlazeFaceDetector()
+    log.warning("ai-edge-litert is not installed: using OpenCV's Haar cascade to find faces")
+    return HaarFaceDetector()
 
 
 def analyse(
@@ -185,37 +250,49 @@ def analyse(
     start: float = 0.0,
     end: float | None = None,
     content: Window | None = None,
+    mouths: bool = False,
 ) -> Analysis:
     """Detect faces a few times a second and find scene cuts in ``[start, end)`` of a video.
 
     Times are seconds from the video stream's first timestamp; the returned times are
-    relative to ``start``. ``detector`` defaults to :class:`~klipmedia.faces.HaarFaceDetector`.
+    relative to ``start``. ``detector`` defaults to :func:`default_detector`.
     ``content``: the picture inside black bars (frame pixels; None: the whole frame); only
-    it is analysed, and faces are in its pixels.
+    it is analysed, and faces are in its pixels. ``mouths``: follow every face with the
+    face mesh ``mouth_fps`` times a second (tracks and mouth openness, needs LiteRT) and
+    measure the audio's loudness, for :func:`klipmedia.shots.plan_shots`.
+
+    Examples
+    --------
+    >>> analysis = analyse("talk.mp4", mouths=True)  # doctest: +SKIP
+    >>> [(f.track, round(f.mouth, 2)) for f in analysis.samples[30].faces]  # doctest: +SKIP
+    [(0, 0.04), (1, 0.31)]
     """
     settings = settings or ReframeSettings()
     if start < 0 or (end is not None and end <= start):
         raise ReframeError(f"bad range: start={start}, end={end}")
     source = Path(path)
     container, _ = open_video(source)
-    detector = detector or HaarFaceDetector()
-    interval = 1.0 / settings.sample_fps
+    detector = detector or default_detector()
+    follower: FaceTracker | _Scanner
+    if mouths:
+        follower = FaceTracker(detector, FaceMesh(), settings.track_rescan)
+    else:
+        follower = _Scanner(detector, settings)
+    interval = 1.0 / (settings.mouth_fps if mouths else settings.sample_fps)
     samples: list[Sample] = []
     cuts: list[float] = []
     size: tuple[int, int] | None = None
     with container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        if settings.skip_non_reference:
+        if settings.skip_non_reference and not mouths:
             stream.codec_context.skip_frame = "NONREF"
         origin = stream.start_time or 0
         time_base = stream.time_base or Fraction(1, 90000)
         if start > 0:
             container.seek(origin + math.floor(start / time_base), stream=stream)
         next_sample = start
-        last_scan = -math.inf
         previous: NDArray[np.float32] | None = None
-        tracked: Face | None = None
         try:
             for frame in container.decode(stream):
                 if frame.pts is None:
@@ -232,17 +309,12 @@ def analyse(
                     float(np.abs(signature - previous).mean()) > settings.cut_threshold
                 ):
                     cuts.append(t - start)
-                    next_sample, tracked = t, None
+                    next_sample = t
+                    follower.reset()
                 previous = signature
                 if t < next_sample:
                     continue
-                full_scan = tracked is None or t - last_scan >= settings.rescan
-                if full_scan:
-                    last_scan = t
-                faces = _detect(detector, picture, None if full_scan else tracked)
-                samples.append(Sample(t - start, tuple(faces)))
-                previous_x = math.nan if tracked is None else tracked.center_x / picture.width
-                tracked = _best(faces, picture.width, previous_x, settings)
+                samples.append(Sample(t - start, follower.update(t, picture)))
                 while next_sample <= t:
                     next_sample += interval
         except av.FFmpegError as exc:
@@ -251,7 +323,11 @@ def analyse(
         raise ReframeError(f"{source}: no video frames between {start} s and {end} s")
     found = sum(1 for s in samples if s.faces)
     log.debug("%s: faces in %d of %d samples, %d cuts", source, found, len(samples), len(cuts))
-    return Analysis(size[0], size[1], tuple(samples), tuple(cuts))
+    level = None
+    if mouths:
+        first = float(origin * time_base)
+        level = loudness(source, start=first + start, end=None if end is None else first + end)
+    return Analysis(size[0], size[1], tuple(samples), tuple(cuts), level)
 
 
 def _window(seconds: float, fps: float) -> int:
@@ -281,7 +357,14 @@ def _best(
     return max(faces, key=lambda face: _rank(face, frame_width, previous, settings))
 
 
-def _targets(samples: Sequence[Sample], frame_width: int, settings: ReframeSettings) -> Floats:
+def prominent_faces(
+    samples: Sequence[Sample], frame_width: int, settings: ReframeSettings | None = None
+) -> Floats:
+    """Centre (fraction of the width) of the face face mode follows at each sample (NaN: none).
+
+    The largest and most central face wins; one near the previous choice gets a boost.
+    """
+    settings = settings or ReframeSettings()
     targets = np.full(len(samples), math.nan)
     previous = math.nan
     for i, sample in enumerate(samples):
@@ -291,15 +374,21 @@ def _targets(samples: Sequence[Sample], frame_width: int, settings: ReframeSetti
     return targets
 
 
-def _fill_gaps(times: Floats, targets: Floats, hold: float) -> Floats:
-    """Hold the nearest detection through gaps up to ``hold`` seconds; centre beyond that."""
+def fill_gaps(times: Floats, targets: Floats, hold: float, default: Floats | float = 0.5) -> Floats:
+    """Hold the nearest detection through gaps up to ``hold`` seconds; ``default`` beyond.
+
+    ``targets`` has NaN where nothing was found; ``default`` is one value or one per sample.
+    """
     found = ~np.isnan(targets)
+    fallback = np.broadcast_to(np.asarray(default, np.float64), targets.shape)
+    if not found.any():
+        return fallback.copy()
     seen_times, seen = times[found], targets[found]
     filled = targets.copy()
     for i in np.flatnonzero(~found):
         nearest = int(np.argmin(np.abs(seen_times - times[i])))
         close = abs(seen_times[nearest] - times[i]) <= hold
-        filled[i] = seen[nearest] if close else 0.5
+        filled[i] = seen[nearest] if close else fallback[i]
     return filled
 
 
@@ -320,23 +409,35 @@ def _rate_limit(times: Floats, values: Floats, speed: float) -> Floats:
     return out
 
 
+def follow(times: Floats, targets: Floats, half: float, settings: ReframeSettings) -> Floats:
+    """Window centres that follow ``targets`` (fractions of the width, no NaN) smoothly.
+
+    The targets are median-filtered, held inside the dead zone, averaged and pan-speed
+    limited; centres stay at least ``half`` (half the window's width) from either edge.
+    """
+    span = float(times[-1] - times[0]) if len(times) > 1 else 0.0
+    rate = (len(times) - 1) / span if span > 0 else settings.sample_fps
+    median = np.median(_sliding(targets, _window(settings.median, rate)), axis=-1)
+    held = _dead_zone(np.clip(median, half, 1.0 - half), settings.dead_zone)
+    smooth = _sliding(held, _window(settings.smoothing, rate)).mean(axis=-1)
+    return np.clip(_rate_limit(times, smooth, settings.max_pan_speed), half, 1.0 - half)
+
+
 def _shot_track(
     samples: Sequence[Sample], frame_width: int, half: float, settings: ReframeSettings
 ) -> Floats:
     """Window centres for the samples of one shot."""
     times = np.array([s.time for s in samples])
-    targets = _targets(samples, frame_width, settings)
+    targets = prominent_faces(samples, frame_width, settings)
     if np.isnan(targets).all():
         return np.full(len(samples), 0.5)
-    filled = _fill_gaps(times, targets, settings.hold)
-    median = np.median(_sliding(filled, _window(settings.median, settings.sample_fps)), axis=-1)
-    held = _dead_zone(np.clip(median, half, 1.0 - half), settings.dead_zone)
-    smooth = _sliding(held, _window(settings.smoothing, settings.sample_fps)).mean(axis=-1)
-    return np.clip(_rate_limit(times, smooth, settings.max_pan_speed), half, 1.0 - half)
+    return follow(times, fill_gaps(times, targets, settings.hold), half, settings)
 
 
-def _shots(samples: Sequence[Sample], cuts: Sequence[float]) -> list[tuple[float, list[Sample]]]:
-    """Samples grouped by shot, each with its start time (0 for the first)."""
+def shots_between_cuts(
+    samples: Sequence[Sample], cuts: Sequence[float]
+) -> list[tuple[float, list[Sample]]]:
+    """Samples grouped by scene (between cuts), each with its start time (0 for the first)."""
     bounds = [0.0, *sorted(cuts)]
     shots: list[tuple[float, list[Sample]]] = [(b, []) for b in bounds]
     index = 0
@@ -362,7 +463,7 @@ def plan_path(
         return CropPath.center()
     times: list[float] = []
     centers: list[float] = []
-    for begin, shot in _shots(analysis.samples, analysis.cuts):
+    for begin, shot in shots_between_cuts(analysis.samples, analysis.cuts):
         track = [float(c) for c in _shot_track(shot, analysis.width, half, settings)]
         if times and begin > times[-1]:
             times.append(begin)  # hold the last shot's position up to the cut

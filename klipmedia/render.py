@@ -16,6 +16,7 @@ from klipmedia.audio import RATE, aac_copy, aac_frames, source_samples
 from klipmedia.captions import Captions
 from klipmedia.crop import CropPath, Window, place_window, window_size
 from klipmedia.encode import EncodeSettings, Mp4Writer
+from klipmedia.errors import RenderError
 from klipmedia.frames import (
     Planes,
     constant_rate,
@@ -69,7 +70,7 @@ def render_short(
     background: str | Path | None = None,
     captions: Captions | str | Path | None = None,
     layout: Layout | LayoutKind = "stacked",
-    crop_path: CropPath | None = None,
+    crop_path: CropPath | tuple[CropPath, CropPath] | None = None,
     content: Content = "detect",
     style: CaptionStyle | None = None,
     encode: EncodeSettings | None = None,
@@ -84,9 +85,10 @@ def render_short(
     background : a video looped (muted) under the speaker in the stacked layout;
         without one, a blurred copy of the speaker fills that panel.
     captions : :class:`Captions`, an SRT file or text, or a words ``.json`` file.
-    layout : a :class:`Layout` or one of "stacked", "full", "blurred".
+    layout : a :class:`Layout` or one of "stacked", "full", "blurred", "split".
     crop_path : where the crop window is centred over time, as fractions of the
-        picture's width (default: centre).
+        picture's width (default: centre); for "split", the top and bottom panels'
+        paths (default: a quarter and three quarters of the width).
     content : the picture inside black bars that the crop, the blurred fill and the
         foreground use: "detect" (default), "frame" (the whole frame) or a known box.
     style : caption look; encode : x264/AAC settings.
@@ -108,7 +110,8 @@ def render_short(
     box = resolve_content(info, content)
     log.info("%s: content box %s", segment, box)
     fill_bottom = layout.kind == "stacked" and background is None
-    panels = _panels(info, box, layout, crop_path or CropPath.center(), fps, count, fill_bottom)
+    paths = _crop_paths(crop_path, layout)
+    panels = _panels(info, box, layout, paths, fps, count, fill_bottom)
     backgrounds = _backgrounds(background, layout, fps)
     with (
         aac_copy(segment, info.start_time, float(count / fps)) as copied,
@@ -151,7 +154,7 @@ def _captions(
     if not isinstance(captions, Captions):
         is_words = str(captions).lower().endswith(".json")
         captions = Captions.from_words_json(captions) if is_words else Captions.from_srt(captions)
-    seam = layout.split if layout.kind == "stacked" else 0.7
+    seam = {"stacked": layout.split, "split": 0.5}.get(layout.kind, 0.7)
     painter = CaptionPainter(style, layout.width, layout.height, default_position=seam)
     return painter, painter.paginate(captions.clipped(duration))
 
@@ -167,31 +170,51 @@ def _draw_caption(
         blend(planes, painter.sprite(event))
 
 
+def _crop_paths(
+    crop_path: CropPath | tuple[CropPath, CropPath] | None, layout: Layout
+) -> tuple[CropPath, ...]:
+    """One path per crop panel: one, or two for the split layout."""
+    if layout.kind == "split":
+        if isinstance(crop_path, CropPath):
+            raise RenderError("the split layout takes two crop paths (top, bottom)")
+        return crop_path or (CropPath.fixed(0.25), CropPath.fixed(0.75))
+    if isinstance(crop_path, tuple):
+        raise RenderError(f"the {layout.kind} layout takes one crop path, not two")
+    return (crop_path or CropPath.center(),)
+
+
 def _panels(
     info: MediaInfo,
     box: Window,
     layout: Layout,
-    path: CropPath,
+    paths: tuple[CropPath, ...],
     fps: Fraction,
     count: int,
     fill_bottom: bool,
 ) -> Iterator[Panels]:
     """The source-derived panels of every output frame, in order.
 
-    ``box``: the picture inside any black bars. ``fill_bottom``: the stacked layout has
-    no background video, so a blurred copy of the picture fills the lower panel.
+    ``box``: the picture inside any black bars. ``paths``: one per crop panel, top down
+    (two for the split layout, each panel half the height). ``fill_bottom``: the stacked
+    layout has no background video, so a blurred copy of the picture fills the lower panel.
     """
-    size = window_size(info.display_width, info.display_height, layout.crop_aspect, box)
+    tops = [0, layout.top_height][: len(paths)]
+    heights = [layout.top_height, layout.height - layout.top_height][: len(paths)]
+    sizes = [
+        window_size(info.display_width, info.display_height, Fraction(layout.width, h), box)
+        for h in heights
+    ]
     for index, frame in enumerate(constant_rate(timed_frames(info.path), fps, count)):
         source = decoded_planes(frame).rotated(info.rotation)
         picture = source.crop(box.x, box.y, box.width, box.height)
         if layout.kind == "blurred":
             yield _blurred_panels(picture, layout)
             continue
-        window = place_window(
-            source.width, source.height, size, path.center_at(frame_time(index, fps)), box
-        )
-        panels = [(0, lay.speaker_panel(source, window, layout))]
+        t = frame_time(index, fps)
+        panels: Panels = []
+        for top, path, size, height in zip(tops, paths, sizes, heights, strict=True):
+            window = place_window(source.width, source.height, size, path.center_at(t), box)
+            panels.append((top, lay.speaker_panel(source, window, layout.width, height)))
         if fill_bottom:
             bottom = lay.blurred(picture, layout.width, layout.height - layout.top_height)
             panels.append((layout.top_height, bottom))

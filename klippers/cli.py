@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from klippers.cloud.cli import cloud
-from klippers.contract import EXIT_FAILURE
+from klippers.contract import EXIT_FAILURE, LAYOUTS, REFRAMES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -84,9 +84,10 @@ def main() -> None:
 )
 @click.option(
     "--layout",
-    type=click.Choice(["stacked", "full", "blurred"]),
+    type=click.Choice(LAYOUTS),
     default="stacked",
     show_default=True,
+    help="auto: split in two when two people share the clip and both speak, else stacked.",
 )
 @click.option(
     "--split",
@@ -97,10 +98,10 @@ def main() -> None:
 )
 @click.option(
     "--reframe",
-    type=click.Choice(["face", "center"]),
-    default="face",
+    type=click.Choice(REFRAMES),
+    default="speaker",
     show_default=True,
-    help="Follow the speaker's face, or keep the crop centred.",
+    help="Frame whoever speaks (cuts on speaker change), the most prominent face, or centre.",
 )
 @click.option("--preset", default="veryfast", show_default=True, help="x264 preset.")
 @click.option(
@@ -133,19 +134,21 @@ def render(
         captions = klipmedia.Captions.from_srt(srt)
     elif words:
         captions = klipmedia.Captions.from_words_json(words)
-    frame_layout = klipmedia.Layout(kind=layout, split=split)  # type: ignore[arg-type]
-    crop_path = None
-    if reframe == "face" and layout != "blurred":
-        from klipmedia.reframe import face_path
-
-        crop_path = face_path(segment, aspect=frame_layout.crop_aspect)
+    single = klipmedia.Layout(kind="stacked" if layout == "auto" else layout, split=split)  # type: ignore[arg-type]
+    framing = klipmedia.plan_reframe(
+        segment,
+        mode=reframe,  # type: ignore[arg-type]
+        layout="auto" if layout == "auto" else single,
+        fallback=single,
+    )
     result = klipmedia.render_short(
         segment,
         output,
         background=background,
         captions=captions,
-        layout=frame_layout,
-        crop_path=crop_path,
+        layout=framing.layout,
+        crop_path=framing.crop_path,
+        content=framing.content,
         encode=klipmedia.EncodeSettings(preset=preset, crf=crf),
     )
     click.echo(f"wrote {result.path} ({result.frames} frames, {result.duration:.2f} s)")
@@ -302,11 +305,11 @@ class _RichEvents:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Background video under the speaker (looped, muted).",
 )
-@click.option("--layout", type=click.Choice(["stacked", "full", "blurred"]))
+@click.option("--layout", type=click.Choice(LAYOUTS), help="Default: stacked.")
 @click.option(
     "--reframe",
-    type=click.Choice(["face", "center"]),
-    help="Follow the speaker's face (default) or keep the crop centred.",
+    type=click.Choice(REFRAMES),
+    help="Frame whoever speaks (default), the most prominent face, or centre.",
 )
 @click.option(
     "--out",

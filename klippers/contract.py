@@ -94,9 +94,9 @@ MAX_SHORT_DURATION = 180
 MIN_SPLIT = 0.1
 MAX_SPLIT = 0.9
 
-Layout = Literal["stacked", "full", "blurred"]
+Layout = Literal["stacked", "full", "blurred", "split", "auto"]
 LAYOUTS: tuple[str, ...] = get_args(Layout)
-Reframe = Literal["face", "center"]
+Reframe = Literal["speaker", "face", "center"]
 REFRAMES: tuple[str, ...] = get_args(Reframe)
 
 _ID_PATTERN = re.compile(r"[A-Za-z0-9._@+=-]+")
@@ -458,7 +458,7 @@ class ShortsConfig:
     max_duration: float | None = None
     background_video: str | None = None
     layout: Layout = "stacked"
-    reframe: Reframe = "face"
+    reframe: Reframe = "speaker"
     caption_style: Mapping[str, Any] | None = field(default=None, hash=False)
     language: str | None = None
     asr_backend: str | None = None

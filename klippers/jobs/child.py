@@ -51,6 +51,8 @@ class _Plan:
     captions: str
     background: str | None
     layout: klipmedia.Layout
+    auto: bool
+    """Split when two people share the clip and both speak (see klipmedia.plan_reframe)."""
     style: klipmedia.CaptionStyle
     reframe: str | None
     encode: klipmedia.EncodeSettings
@@ -67,6 +69,7 @@ class _Plan:
             "segment": _identity(storage, self.segment, workdir),
             "captions": _identity(storage, self.captions, workdir),
             "layout": {**asdict(self.layout), "split": self.layout.split if stacked else None},
+            "auto": self.auto,
             "background": (
                 _identity(storage, self.background, workdir) if self.background else None
             ),
@@ -112,8 +115,9 @@ def _plan(storage: Storage, ref: VideoRef, segment: int, encode: klipmedia.Encod
         captions=_captions_key(storage, ref, segment),
         background=_background_key(storage, ref, config) if stacked else None,
         layout=layout,
+        auto=config.layout == "auto",
         style=caption_style(config),
-        reframe=entry.get("reframe", "face") if layout.kind != "blurred" else None,
+        reframe=entry.get("reframe", "speaker") if layout.kind != "blurred" else None,
         encode=encode,
     )
 
@@ -122,11 +126,12 @@ def _render(
     storage: Storage, plan: _Plan, workdir: Path, progress: klipmedia.render.Progress | None
 ) -> klipmedia.RenderResult:
     clip = storage.download(plan.segment, workdir / "segment.mp4")
-    crop_path = None
-    if plan.reframe == "face":
-        from klipmedia.reframe import face_path
-
-        crop_path = face_path(clip, aspect=plan.layout.crop_aspect)
+    framing = klipmedia.plan_reframe(
+        clip,
+        mode=plan.reframe or "center",
+        layout="auto" if plan.auto else plan.layout,
+        fallback=plan.layout,
+    )
     background = None
     if plan.background is not None:
         suffix = PurePosixPath(plan.background).suffix or ".mp4"
@@ -136,8 +141,9 @@ def _render(
         workdir / "short.mp4",
         background=background,
         captions=_captions(storage, plan.captions, workdir),
-        layout=plan.layout,
-        crop_path=crop_path,
+        layout=framing.layout,
+        crop_path=framing.crop_path,
+        content=framing.content,
         style=plan.style,
         encode=plan.encode,
         progress=progress,
@@ -145,9 +151,11 @@ def _render(
 
 
 def _layout(config: ShortsConfig) -> klipmedia.Layout:
+    """The layout to render, or with ``auto`` the one used when the clip is not split."""
+    kind = "stacked" if config.layout == "auto" else config.layout
     if config.split is None:
-        return klipmedia.Layout(config.layout)
-    return klipmedia.Layout(config.layout, split=config.split)
+        return klipmedia.Layout(kind)
+    return klipmedia.Layout(kind, split=config.split)
 
 
 def _json_values(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -173,7 +181,7 @@ def _manifest_entry(storage: Storage, ref: VideoRef, segment: int) -> dict[str, 
         )
     for entry in manifest["segments"]:
         if entry["index"] == segment:
-            if entry.get("reframe", "face") not in REFRAMES:
+            if entry.get("reframe", "speaker") not in REFRAMES:
                 raise JobInputError(f"segment {segment}: unknown reframe {entry['reframe']!r}")
             return dict(entry)
     raise JobInputError(

@@ -78,7 +78,7 @@ def test_klip_run_makes_the_whole_layout(local_run: tuple[Path, Any]) -> None:
         assert storage.exists(key), key
     manifest = json.loads(storage.read_bytes(ref.manifest))
     assert manifest["segment_count"] == config.segment_count
-    assert {entry["reframe"] for entry in manifest["segments"]} == {"face"}
+    assert {entry["reframe"] for entry in manifest["segments"]} == {"speaker"}
     for n in range(1, config.segment_count + 1):
         short = out / ref.short_video(n)
         assert_is_short(short)

@@ -110,7 +110,7 @@ def test_one_vertical_short_with_sound(run: Run) -> None:
     assert manifest["segment_count"] == 1
     (entry,) = manifest["segments"]
     assert 7.5 <= entry["duration"] <= 22.5  # 0.5 to 1.5 times --duration
-    assert entry["reframe"] == "face"
+    assert entry["reframe"] == "speaker"
     info = klipmedia.probe(run.short)
     assert (info.width, info.height) == (1080, 1920)
     assert info.has_audio
