@@ -195,10 +195,12 @@ def _keyframes(
     """The keyframe at or before the middle of each of ``count`` slots from ``start``
     (seconds from the stream's first timestamp), each keyframe once.
 
-    Only keyframes are decoded (a seek lands on one): the cost is one picture per sample
-    whatever the keyframe interval. Slots sharing a keyframe give one sample.
+    A seek lands on a keyframe, and its picture comes out after a packet or two (so no
+    frame threads, and no skipping of the frames after it, which the decoder waits for):
+    about one picture per sample whatever the keyframe interval. Slots sharing a
+    keyframe give one sample.
     """
-    stream.codec_context.skip_frame = "NONKEY"
+    stream.thread_type = "SLICE"  # frame threads hold a picture back for those after it
     origin = stream.start_time or 0
     time_base = stream.time_base or Fraction(1, 90000)
     last: int | None = None
