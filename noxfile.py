@@ -90,12 +90,12 @@ def demo(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def bench(session: nox.Session) -> None:
-    """Benchmarks (render vs ffmpeg CLI, reframe, ASR, cut, pipeline) -> bench-results/."""
+    """Benchmarks (render vs ffmpeg, reframe, ASR, cut, pipeline, selection) -> bench-results/."""
     _ensure_commands(session, {"ffmpeg": "ffmpeg", **SYSTEM_PACKAGES})
     _install_asr_stack(session)
     _install_project(session, "all", "test")
     session.install("scikit-video>=1.1.11")
-    for name in ("render", "reframe", "asr", "cut", "pipeline"):
+    for name in ("render", "reframe", "asr", "cut", "pipeline", "selection"):
         session.run("python", f"benchmarks/bench_{name}.py", f"bench-results/{name}.json")
 
 

@@ -1,19 +1,22 @@
 """Optional LLM scorer for highlights: :class:`LLMScorer` behind the :class:`Scorer` interface.
 
-Two backends: any OpenAI-compatible ``/chat/completions`` endpoint (stdlib HTTP) and
-Amazon Bedrock's Converse API (``boto3``, imported only when used). The model must
-answer with JSON matching :data:`RESPONSE_SCHEMA`; the answer is validated before use
-and any failure raises a typed :class:`LLMError`. Falling back to another scorer only
-happens when one is given explicitly (``fallback=``).
+The embedded scorer picks a diverse shortlist; the LLM sees all of it in one listwise
+prompt (compare the passages, then rate and rank them) and answers with JSON matching
+:data:`RESPONSE_SCHEMA`, validated before use. Two backends: any OpenAI-compatible
+``/chat/completions`` endpoint (OpenAI, Ollama, vLLM, ...; stdlib HTTP, ``https://``, or
+``http://`` on the loopback only) and Amazon Bedrock's Converse API (``boto3``, imported
+only when used). Every failure raises a typed :class:`LLMError`; falling back to another
+scorer only happens when one is given explicitly (``fallback=``). The API key never
+appears in a repr, a log line or an error message.
 
 Configuration from the environment (:meth:`LLMConfig.from_env`):
 
-``KLIP_LLM_PROVIDER``  ``openai`` (default) or ``bedrock``
-``KLIP_LLM_MODEL``     model name / Bedrock model id (required)
-``KLIP_LLM_BASE_URL``  e.g. ``https://api.openai.com/v1`` (required for ``openai``)
-``KLIP_LLM_API_KEY``   bearer token (or ``OPENAI_API_KEY``); optional for local servers
-``KLIP_LLM_REGION``    Bedrock region (or ``AWS_REGION``)
-``KLIP_LLM_TIMEOUT``   seconds per request (default 120)
+``KLIPPERS_LLM_PROVIDER``  ``openai`` (default) or ``bedrock``
+``KLIPPERS_LLM_MODEL``     model name / Bedrock model id (required)
+``KLIPPERS_LLM_BASE_URL``  e.g. ``https://api.openai.com/v1`` (required for ``openai``)
+``KLIPPERS_LLM_API_KEY``   bearer token (or ``OPENAI_API_KEY``); optional for local servers
+``KLIPPERS_LLM_REGION``    Bedrock region (or ``AWS_REGION``)
+``KLIPPERS_LLM_TIMEOUT``   seconds per request (default 120)
 
 Examples
 --------
@@ -23,18 +26,21 @@ Examples
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import math
 import os
 import re
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from klippers.selection.highlights import Assessment, Candidate, Scorer, ScoringContext
+from klippers.selection.signals import Assessment, Scorer, ScoringContext
+from klippers.selection.units import Candidate, HighlightsError
 
 log = logging.getLogger(__name__)
 
@@ -71,20 +77,22 @@ RESPONSE_SCHEMA: dict[str, Any] = {
 """JSON schema of the model's answer (sent to servers that support structured output)."""
 
 SYSTEM_PROMPT = """You pick passages of a long video's transcript to publish as vertical shorts.
-Rate each numbered passage from 0 to 100 as a stand-alone short: a strong hook in the first
-seconds (question, bold claim, number, surprise), understandable without the rest of the
-video, ends on a finished thought, and carries real value or emotion.
+You get several numbered passages of the same video. First compare them with each other:
+which would make a viewer laugh, gasp or share it? A strong hook in the first seconds
+(question, bold claim, number, surprise), a story or exchange with a payoff, understandable
+without the rest of the video, ending on a finished thought. Then rank them all, best first,
+and give each a score from 0 to 100 that follows your ranking (better passage, higher score).
 Answer with JSON only, exactly: {"segments": [{"id": <passage id>, "score": <0-100>,
-"title": "<short catchy title, under 60 characters, in the transcript's language>",
-"reasons": ["<short reason>", ...]}]} with one entry per passage id."""
+"title": "<headline under 60 characters, in the transcript's language>",
+"reasons": ["<short reason>", ...]}]} with one entry per passage id, best first."""
 
 
 class LLMError(RuntimeError):
     """The LLM scorer failed; catch this for every LLM failure."""
 
 
-class LLMConfigError(LLMError, ValueError):
-    """The LLM configuration is missing or invalid."""
+class LLMConfigError(LLMError, HighlightsError):
+    """The LLM configuration is missing or invalid (bad input: exit code 2)."""
 
 
 class LLMRequestError(LLMError):
@@ -107,10 +115,13 @@ class OpenAIChat:
 
     base_url: str
     model: str
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)
     timeout: float = 120.0
     structured: bool = True
     """Ask for ``response_format: json_schema``; turn off for servers that reject it."""
+
+    def __post_init__(self) -> None:
+        check_endpoint(self.base_url)
 
     def complete(self, system: str, user: str) -> str:
         """The first choice's message content; raises :class:`LLMRequestError`."""
@@ -130,18 +141,22 @@ class OpenAIChat:
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
-        url = self.base_url.rstrip("/") + "/chat/completions"
+        endpoint = self.base_url.rstrip("/") + "/chat/completions"
+        url = display_url(endpoint)
         request = urllib.request.Request(
-            url, json.dumps(body).encode(), headers=headers, method="POST"
+            endpoint, json.dumps(body).encode(), headers=headers, method="POST"
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 raw = response.read()
         except urllib.error.HTTPError as exc:
-            detail = exc.read()[:500].decode("utf-8", "replace")
-            raise LLMRequestError(f"{url}: HTTP {exc.code} {exc.reason}: {detail}") from exc
+            detail = self._redact(exc.read()[:500].decode("utf-8", "replace"))
+            message = f"{url}: HTTP {exc.code} {exc.reason}: {detail}"
+            if exc.code in RETRYABLE_STATUS or exc.code >= 500:
+                raise LLMRequestError(message) from exc  # transient: a retry may succeed
+            raise LLMRequestError(message) from None
         except (urllib.error.URLError, OSError) as exc:
-            raise LLMRequestError(f"{url}: request failed ({exc})") from exc
+            raise LLMRequestError(f"{url}: request failed ({self._redact(str(exc))})") from exc
         try:
             content = json.loads(raw)["choices"][0]["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError) as exc:
@@ -149,6 +164,52 @@ class OpenAIChat:
         if not isinstance(content, str):
             raise LLMResponseError(f"{url}: the completion has no text content")
         return content
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self.api_key, "[API key]") if self.api_key else text
+
+
+RETRYABLE_STATUS = frozenset({408, 429})
+"""HTTP statuses below 500 worth a retry (timeout, rate limit)."""
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+def check_endpoint(base_url: str) -> None:
+    """Refuse a URL that is not ``https://``, except plain ``http://`` on the loopback.
+
+    Raises
+    ------
+    LLMConfigError
+        Naming the problem (the URL's user info, which may hold a secret, is left out).
+    """
+    parts = urllib.parse.urlsplit(base_url)
+    host = parts.hostname or ""
+    shown = display_url(base_url)
+    if parts.scheme == "https" and host:
+        return
+    if parts.scheme != "http" or not host:
+        raise LLMConfigError(f"the LLM endpoint must be an https:// URL, got {shown!r}")
+    if not _loopback(host):
+        raise LLMConfigError(
+            f"refusing plain http:// to {host!r}: the API key and transcript would travel "
+            "unencrypted; use https://, or http:// on the loopback (127.0.0.1, ::1, localhost)"
+        )
+
+
+def display_url(url: str) -> str:
+    """``url`` without user info or query (either may hold a secret), for messages."""
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -191,6 +252,10 @@ class BedrockChat:
         return boto3.client("bedrock-runtime", region_name=self.region)
 
 
+ENV = "KLIPPERS_LLM_"
+"""Prefix of the environment variables :meth:`LLMConfig.from_env` reads."""
+
+
 @dataclass(frozen=True)
 class LLMConfig:
     """Which LLM to ask; see the module docstring for the environment variables."""
@@ -198,7 +263,7 @@ class LLMConfig:
     provider: Literal["openai", "bedrock"]
     model: str
     base_url: str | None = None
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)
     region: str | None = None
     timeout: float = 120.0
 
@@ -206,29 +271,32 @@ class LLMConfig:
     def from_env(cls, env: Mapping[str, str] | None = None) -> LLMConfig:
         """Read the configuration; raises :class:`LLMConfigError` naming what is missing."""
         env = os.environ if env is None else env
-        provider = env.get("KLIP_LLM_PROVIDER", "openai").strip().lower()
+        provider = env.get(f"{ENV}PROVIDER", "openai").strip().lower()
         if provider not in ("openai", "bedrock"):
-            raise LLMConfigError(
-                f"KLIP_LLM_PROVIDER must be 'openai' or 'bedrock', got {provider!r}"
-            )
-        model = env.get("KLIP_LLM_MODEL", "").strip()
+            raise LLMConfigError(f"{ENV}PROVIDER must be 'openai' or 'bedrock', got {provider!r}")
+        model = env.get(f"{ENV}MODEL", "").strip()
         if not model:
-            raise LLMConfigError("KLIP_LLM_MODEL is not set")
-        base_url = env.get("KLIP_LLM_BASE_URL", "").strip() or None
-        if provider == "openai" and not base_url:
-            raise LLMConfigError("KLIP_LLM_BASE_URL is not set (e.g. https://api.openai.com/v1)")
+            raise LLMConfigError(f"{ENV}MODEL is not set (the model name or Bedrock model id)")
+        base_url = env.get(f"{ENV}BASE_URL", "").strip() or None
+        if provider == "openai":
+            if not base_url:
+                raise LLMConfigError(
+                    f"{ENV}BASE_URL is not set (e.g. https://api.openai.com/v1, "
+                    "or http://127.0.0.1:11434/v1 for a local Ollama)"
+                )
+            check_endpoint(base_url)
         try:
-            timeout = float(env.get("KLIP_LLM_TIMEOUT", "120"))
+            timeout = float(env.get(f"{ENV}TIMEOUT", "120"))
         except ValueError:
             timeout = math.nan
         if not timeout > 0:
-            raise LLMConfigError(f"KLIP_LLM_TIMEOUT must be positive seconds, got {timeout}")
+            raise LLMConfigError(f"{ENV}TIMEOUT must be positive seconds, got {timeout}")
         return cls(
             provider="bedrock" if provider == "bedrock" else "openai",
             model=model,
             base_url=base_url,
-            api_key=env.get("KLIP_LLM_API_KEY") or env.get("OPENAI_API_KEY") or None,
-            region=env.get("KLIP_LLM_REGION") or env.get("AWS_REGION") or None,
+            api_key=env.get(f"{ENV}API_KEY") or env.get("OPENAI_API_KEY") or None,
+            region=env.get(f"{ENV}REGION") or env.get("AWS_REGION") or None,
             timeout=timeout,
         )
 
@@ -241,29 +309,30 @@ class LLMConfig:
 
 
 class LLMScorer:
-    """Rates candidates by asking an LLM, ``batch_size`` passages per request.
+    """Rates the whole shortlist in one listwise request to an LLM.
 
-    Raises :class:`LLMError` on any failure, unless ``fallback`` is given: then the
-    failure is logged and ``fallback`` scores the candidates instead.
+    Each passage's text is cut to its share of ``max_prompt_chars``, so the prompt fits
+    small local models too. Raises :class:`LLMError` on any failure, unless ``fallback``
+    is given: then the failure is logged and ``fallback`` scores the candidates instead.
     """
 
     def __init__(
         self,
         backend: ChatBackend,
         *,
-        batch_size: int = 8,
-        max_chars: int = 3000,
+        max_prompt_chars: int = 24_000,
         fallback: Scorer | None = None,
     ) -> None:
-        if batch_size < 1 or max_chars < 100:
-            raise LLMConfigError("batch_size must be >= 1 and max_chars >= 100")
+        if max_prompt_chars < 1000:
+            raise LLMConfigError(f"max_prompt_chars must be >= 1000, got {max_prompt_chars}")
         self.backend = backend
-        self.batch_size = batch_size
-        self.max_chars = max_chars
+        self.max_prompt_chars = max_prompt_chars
         self.fallback = fallback
 
     def score(self, candidates: Sequence[Candidate], context: ScoringContext) -> list[Assessment]:
         """One assessment per candidate, in order."""
+        if not candidates:
+            return []
         try:
             return self._ask(candidates, context)
         except LLMError as exc:
@@ -273,27 +342,25 @@ class LLMScorer:
             return self.fallback.score(candidates, context)
 
     def _ask(self, candidates: Sequence[Candidate], context: ScoringContext) -> list[Assessment]:
-        results: list[Assessment] = []
-        for first in range(0, len(candidates), self.batch_size):
-            batch = candidates[first : first + self.batch_size]
-            ids = list(range(first + 1, first + 1 + len(batch)))
-            prompt = self._prompt(batch, ids, context)
-            answer = parse_response(self.backend.complete(SYSTEM_PROMPT, prompt), ids)
-            results.extend(answer[i] for i in ids)
-        return results
+        ids = list(range(1, len(candidates) + 1))
+        prompt = self.prompt(candidates, context)
+        log.info("asking the LLM to rank %d passages (%d characters)", len(ids), len(prompt))
+        answer = parse_response(self.backend.complete(SYSTEM_PROMPT, prompt), ids)
+        return [answer[i] for i in ids]
 
-    def _prompt(
-        self, batch: Sequence[Candidate], ids: Sequence[int], context: ScoringContext
-    ) -> str:
+    def prompt(self, candidates: Sequence[Candidate], context: ScoringContext) -> str:
+        """The user message: the passages numbered from 1, each cut to its share."""
+        share = max(200, self.max_prompt_chars // len(candidates))
         lines = [
             f"Transcript language: {context.language}. "
-            f"Target short duration: {context.target_duration:.0f} s.",
+            f"Target short duration: {context.target_duration:.0f} s. "
+            f"{len(candidates)} passages; compare them, then rank them all.",
             "",
         ]
-        for passage_id, candidate in zip(ids, batch, strict=True):
+        for passage_id, candidate in enumerate(candidates, start=1):
             text = context.text(candidate)
-            if len(text) > self.max_chars:
-                text = text[: self.max_chars] + " [...]"
+            if len(text) > share:
+                text = text[:share].rsplit(" ", 1)[0] + " [...]"
             lines += [f"Passage id: {passage_id} ({candidate.duration:.0f} s)", text, ""]
         return "\n".join(lines)
 

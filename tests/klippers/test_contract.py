@@ -207,7 +207,7 @@ def test_with_segment_count_keeps_everything_else() -> None:
         ({"segment_count": 1, "user_id": "a/b"}, "user_id"),
         ({"segment_count": 1, "video_id": ""}, "video_id"),
         ({"segment_count": 1, "layout": "sideways"}, "layout: must be one of stacked"),
-        ({"segment_count": 1, "reframe": "wobbly"}, "reframe: must be one of speaker, face, center"),
+        ({"segment_count": 1, "reframe": "wobbly"}, "reframe: must be one of speaker, face"),
         ({"segment_count": 1, "caption_style": "big"}, "caption_style"),
         ({"segment_count": 1, "language": "English"}, "language"),
         ({"segment_count": 1, "asr_backend": "Whisper Large"}, "asr_backend"),

@@ -11,16 +11,9 @@ import numpy as np
 import pytest
 
 from klippers.asr.transcript import Sentence, Transcript, Word
-from klippers.selection.highlights import (
-    Assessment,
-    Candidate,
-    DurationBounds,
-    EmbeddedScorer,
-    HighlightsError,
-    ScoringContext,
-    select_highlights,
-    sentence_units,
-)
+from klippers.selection.highlights import HighlightsError, select_highlights
+from klippers.selection.signals import Assessment, EmbeddedScorer, ScoringContext
+from klippers.selection.units import Candidate, DurationBounds, sentence_units
 
 WORD, GAP, PAUSE = 0.3, 0.05, 0.5
 
@@ -248,8 +241,9 @@ def test_negative_count_is_refused(planted: tuple[Transcript, tuple[float, float
         select_highlights(planted[0], count=-1)
 
 
+@pytest.mark.slow
 def test_three_hour_transcript_is_scored() -> None:
-    """Scale check (timing is measured by benchmarks/bench_cut.py, not asserted here)."""
+    """Scale check (timing is measured by benchmarks/bench_selection.py, not asserted here)."""
     transcript, _ = _transcript(_filler(3000, 3) + PLANTED + _filler(2000, 4))
     assert transcript.duration > 3 * 3600
     result = select_highlights(transcript, count=5, target_duration=60)

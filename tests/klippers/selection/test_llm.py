@@ -11,13 +11,9 @@ from typing import Any
 
 import pytest
 
-from klippers.selection.highlights import (
-    Candidate,
-    EmbeddedScorer,
-    ScoringContext,
-    select_highlights,
-    sentence_units,
-)
+from klippers.contract import EXIT_BAD_INPUT, EXIT_TRANSIENT
+from klippers.jobs.runner import exit_code
+from klippers.selection.highlights import select_highlights
 from klippers.selection.llm import (
     BedrockChat,
     LLMConfig,
@@ -28,6 +24,8 @@ from klippers.selection.llm import (
     OpenAIChat,
     parse_response,
 )
+from klippers.selection.signals import EmbeddedScorer, ScoringContext
+from klippers.selection.units import Candidate, sentence_units
 from tests.klippers.selection.test_highlights import PLANTED, _filler, _transcript
 
 Reply = Callable[[dict[str, Any]], tuple[int, dict[str, Any] | str]]
@@ -109,21 +107,88 @@ def _context() -> tuple[Any, ScoringContext]:
     return transcript, ScoringContext(units, "en", 45)
 
 
-def test_llm_ranks_the_segments_through_a_real_http_round_trip(server: FakeChatServer) -> None:
+def test_llm_ranks_the_whole_shortlist_in_one_listwise_request(server: FakeChatServer) -> None:
     server.reply = _prefer("runway")
     transcript, _ = _context()
-    scorer = LLMScorer(OpenAIChat(server.url, "test-model", api_key="sk-test"), batch_size=5)
+    scorer = LLMScorer(OpenAIChat(server.url, "test-model", api_key="sk-test"))
     result = select_highlights(transcript, count=2, target_duration=45, scorer=scorer, shortlist=10)
     assert "runway" in result.highlights[0].text
     assert result.highlights[0].score == 95
     assert result.highlights[0].reasons == ("mentions runway",)
-    assert len(server.requests) == 2  # 10 passages, 5 per request
+    assert len(server.requests) == 1
     headers, body = server.requests[0]
     assert headers["Authorization"] == "Bearer sk-test"
     assert body["model"] == "test-model"
     assert body["temperature"] == 0
     assert body["response_format"]["json_schema"]["strict"] is True
-    assert _ids(body) == [1, 2, 3, 4, 5]
+    assert _ids(body) == list(range(1, 11))
+    assert "compare them, then rank them all" in body["messages"][1]["content"]
+    assert "best first" in body["messages"][0]["content"]
+
+
+def test_each_passage_gets_its_share_of_the_prompt() -> None:
+    _, context = _context()
+    candidates = [Candidate(i, i + 30, 0.0, 60.0) for i in range(0, 60, 3)]
+    prompt = LLMScorer(OpenAIChat("https://llm.example/v1", "m"), max_prompt_chars=4000).prompt(
+        candidates, context
+    )
+    assert _ids({"messages": [{}, {"content": prompt}]}) == list(range(1, 21))
+    assert len(prompt) < 4000 + 20 * 60
+    assert prompt.count("[...]") == 20
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://llm.example.com/v1", "http://10.0.0.5:8000/v1", "ftp://127.0.0.1/v1", "127.0.0.1"],
+)
+def test_plain_http_is_refused_except_on_the_loopback(url: str) -> None:
+    with pytest.raises(LLMConfigError, match=r"https://"):
+        OpenAIChat(url, "m")
+    with pytest.raises(LLMConfigError, match=r"https://"):
+        LLMConfig.from_env({"KLIPPERS_LLM_MODEL": "m", "KLIPPERS_LLM_BASE_URL": url})
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.openai.com/v1",
+        "http://127.0.0.1:11434/v1",
+        "http://[::1]:8000/v1",
+        "http://localhost/v1",
+    ],
+)
+def test_https_and_loopback_http_are_accepted(url: str) -> None:
+    assert OpenAIChat(url, "m").base_url == url
+
+
+def test_urls_in_messages_lose_their_user_info_and_query() -> None:
+    with pytest.raises(LLMConfigError) as caught:
+        OpenAIChat("http://user:hunter2@llm.example.com/v1?key=abc", "m")
+    assert "hunter2" not in str(caught.value)
+    assert "abc" not in str(caught.value)
+    assert "llm.example.com" in str(caught.value)
+
+
+def test_the_api_key_never_shows(server: FakeChatServer, caplog: pytest.LogCaptureFixture) -> None:
+    secret = "sk-very-secret-123"
+    server.reply = lambda body: (401, {"error": {"message": f"bad key Bearer {secret}"}})
+    _, context = _context()
+    config = LLMConfig.from_env(
+        {
+            "KLIPPERS_LLM_MODEL": "m",
+            "KLIPPERS_LLM_BASE_URL": server.url,
+            "KLIPPERS_LLM_API_KEY": secret,
+        }
+    )
+    backend = config.backend()
+    assert secret not in repr(config)
+    assert secret not in repr(backend)
+    with caplog.at_level("DEBUG"), pytest.raises(LLMRequestError) as caught:
+        LLMScorer(backend).score([Candidate(0, 1, 0.0, 5.0)], context)
+    assert "HTTP 401" in str(caught.value)
+    assert secret not in str(caught.value)
+    assert caught.value.__cause__ is None  # an auth failure is not worth a retry
+    assert secret not in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -165,8 +230,9 @@ def test_http_error_is_a_request_error(server: FakeChatServer) -> None:
     server.reply = lambda body: (503, {"error": {"message": "overloaded"}})
     _, context = _context()
 
-    with pytest.raises(LLMRequestError, match=r"HTTP 503.*overloaded"):
+    with pytest.raises(LLMRequestError, match=r"HTTP 503.*overloaded") as caught:
         LLMScorer(OpenAIChat(server.url, "m")).score([Candidate(0, 1, 0.0, 5.0)], context)
+    assert exit_code(caught.value) == EXIT_TRANSIENT
 
 
 def test_unreachable_server_is_a_request_error(server: FakeChatServer) -> None:
@@ -191,18 +257,31 @@ def test_fallback_only_when_configured(server: FakeChatServer) -> None:
 
 
 def test_config_from_env_names_what_is_missing() -> None:
-    with pytest.raises(LLMConfigError, match="KLIP_LLM_MODEL"):
-        LLMConfig.from_env({"KLIP_LLM_BASE_URL": "http://x"})
-    with pytest.raises(LLMConfigError, match="KLIP_LLM_BASE_URL"):
-        LLMConfig.from_env({"KLIP_LLM_MODEL": "m"})
+    with pytest.raises(LLMConfigError, match="KLIPPERS_LLM_MODEL") as caught:
+        LLMConfig.from_env({"KLIPPERS_LLM_BASE_URL": "https://x"})
+    assert exit_code(caught.value) == EXIT_BAD_INPUT
+    with pytest.raises(LLMConfigError, match="KLIPPERS_LLM_BASE_URL"):
+        LLMConfig.from_env({"KLIPPERS_LLM_MODEL": "m"})
     with pytest.raises(LLMConfigError, match="PROVIDER"):
-        LLMConfig.from_env({"KLIP_LLM_PROVIDER": "cohere", "KLIP_LLM_MODEL": "m"})
+        LLMConfig.from_env({"KLIPPERS_LLM_PROVIDER": "cohere", "KLIPPERS_LLM_MODEL": "m"})
+    with pytest.raises(LLMConfigError, match="TIMEOUT"):
+        LLMConfig.from_env(
+            {
+                "KLIPPERS_LLM_MODEL": "m",
+                "KLIPPERS_LLM_BASE_URL": "https://h",
+                "KLIPPERS_LLM_TIMEOUT": "x",
+            }
+        )
     config = LLMConfig.from_env(
-        {"KLIP_LLM_MODEL": "m", "KLIP_LLM_BASE_URL": "http://h/v1", "OPENAI_API_KEY": "k"}
+        {"KLIPPERS_LLM_MODEL": "m", "KLIPPERS_LLM_BASE_URL": "https://h/v1", "OPENAI_API_KEY": "k"}
     )
-    assert config.backend() == OpenAIChat("http://h/v1", "m", "k", 120.0)
+    assert config.backend() == OpenAIChat("https://h/v1", "m", "k", 120.0)
     bedrock = LLMConfig.from_env(
-        {"KLIP_LLM_PROVIDER": "bedrock", "KLIP_LLM_MODEL": "anthropic.x", "AWS_REGION": "eu-west-1"}
+        {
+            "KLIPPERS_LLM_PROVIDER": "bedrock",
+            "KLIPPERS_LLM_MODEL": "anthropic.x",
+            "AWS_REGION": "eu-west-1",
+        }
     )
     assert bedrock.backend() == BedrockChat("anthropic.x", "eu-west-1")
 
