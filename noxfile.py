@@ -141,11 +141,15 @@ def preview(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def deploy(session: nox.Session) -> None:
-    """Create or update the stack (pulumi up; add -- --yes to skip the prompt)."""
+    """Create or update a stack (pulumi up; e.g. -- --stack dev --yes to skip the prompt)."""
     _pulumi(session, "up")
 
 
 @nox.session(python=PYTHON, default=False)
 def destroy(session: nox.Session) -> None:
-    """Delete every resource of the stack (pulumi destroy; it asks first)."""
+    """Delete the stack's resources (pulumi destroy; it asks first; e.g. -- --stack dev).
+
+    The image repository goes with its images. The warehouse bucket and its objects are
+    kept (dropped from the stack) unless the stack was deployed with ``forceDestroy true``.
+    """
     _pulumi(session, "destroy")

@@ -2,16 +2,27 @@
 
 Stack config (``pulumi config set klippers:KEY VALUE``); every key has a default:
 
+Resource names derive from the stack's name (``klippers-<stack>-...``), so stacks coexist.
+
 - ``existingBucketName``: use this bucket instead of creating one.
+- ``kmsKeyArn``: the warehouse's SSE-KMS key (a key ARN): a created bucket encrypts with
+  it, and the jobs, the state machine and the ``klip cloud`` user policy may use it through
+  S3 (give an existing bucket that uses SSE-KMS its key here).
+- ``forceDestroy``: let ``pulumi destroy`` delete the created bucket and every object in it
+  (default false: the bucket and its settings are kept).
+- ``sizes``: ``recommended`` (default: parent 8 vCPU / 16 GB, child 1 vCPU / 3 GB) or
+  ``seed`` (16 vCPU / 64 GB each).
 - ``parentCpu`` / ``parentMemory`` / ``childCpu`` / ``childMemory``: Fargate CPU units and
-  MiB (default 16384 / 65536, the seed's 16 vCPU / 64 GB).
-- ``ephemeralStorageGib``: task disk for long videos (default 100, at most 200).
+  MiB, overriding ``sizes`` one at a time.
+- ``parentStorageGib`` / ``childStorageGib``: task disks (default 100 / 21, from 21 to 200).
 - ``maxConcurrency``: child tasks at once (default 10).
 - ``parentTimeoutSeconds`` / ``childTimeoutSeconds``: one attempt's limit.
 - ``logRetentionDays``: CloudWatch retention (default 30).
 - ``vpcId`` + ``subnetIds`` (JSON list): run there instead of the default VPC.
 - ``assignPublicIp``: give tasks a public IP (default true; needed without a NAT gateway).
 - ``asrModel``: faster-whisper model baked into the image (default: klippers' default).
+- ``notify``: an e-mail address, SQS queue ARN or Lambda function ARN that gets every ended
+  execution (SUCCEEDED, FAILED, TIMED_OUT, ABORTED) through an SNS topic (default: none).
 """
 
 from __future__ import annotations
@@ -20,28 +31,33 @@ import pulumi
 from klippers_infra import (
     JobImage,
     Jobs,
+    Notifications,
     Pipeline,
     TaskNetwork,
     Warehouse,
     child_spec,
+    job_sizes,
     parent_spec,
-    task_size,
 )
 
 from klippers import statemachine
+from klippers.aws import CHILD_EPHEMERAL_GIB, DEFAULT_SIZE_PROFILE, PARENT_EPHEMERAL_GIB, StackNames
 from klippers.contract import DEFAULT_ASR_MODEL
 
 config = pulumi.Config()
+names = StackNames.for_stack(pulumi.get_stack())
 existing_bucket = config.get("existingBucketName")
-disk_gib = config.get_int("ephemeralStorageGib") or 100
-parent_size = task_size(
-    cpu=config.get_int("parentCpu") or 16384,
-    memory=config.get_int("parentMemory") or 65536,
+kms_key_arn = config.get("kmsKeyArn")
+force_destroy = config.get_bool("forceDestroy") is True
+parent_size, child_size = job_sizes(
+    config.get("sizes") or DEFAULT_SIZE_PROFILE,
+    parent_cpu=config.get_int("parentCpu"),
+    parent_memory=config.get_int("parentMemory"),
+    child_cpu=config.get_int("childCpu"),
+    child_memory=config.get_int("childMemory"),
 )
-child_size = task_size(
-    cpu=config.get_int("childCpu") or 16384,
-    memory=config.get_int("childMemory") or 65536,
-)
+parent_disk_gib = config.get_int("parentStorageGib") or PARENT_EPHEMERAL_GIB
+child_disk_gib = config.get_int("childStorageGib") or CHILD_EPHEMERAL_GIB
 max_concurrency = config.get_int("maxConcurrency") or statemachine.DEFAULT_MAX_CONCURRENCY
 parent_timeout = config.get_int("parentTimeoutSeconds") or (
     statemachine.DEFAULT_PARENT_TIMEOUT_SECONDS
@@ -52,13 +68,19 @@ vpc_id = config.get("vpcId")
 subnet_ids = [str(s) for s in config.get_object("subnetIds") or []]
 assign_public_ip = config.get_bool("assignPublicIp")
 asr_model = config.get("asrModel") or DEFAULT_ASR_MODEL
+notify = config.get("notify")
 statemachine.check_limits(
     max_concurrency=max_concurrency,
     parent_timeout_seconds=parent_timeout,
     child_timeout_seconds=child_timeout,
 )
 
-warehouse = Warehouse("warehouse", existing_bucket_name=existing_bucket)
+warehouse = Warehouse(
+    "warehouse",
+    existing_bucket_name=existing_bucket,
+    force_destroy=force_destroy,
+    kms_key_arn=kms_key_arn,
+)
 image = JobImage(
     "klippers-jobs",
     context="..",
@@ -68,16 +90,19 @@ image = JobImage(
 network = TaskNetwork("klippers-tasks", vpc_id=vpc_id, subnet_ids=subnet_ids)
 jobs = Jobs(
     "klippers",
+    names=names,
     image_uri=image.image_uri,
     repository_arn=image.repository_arn,
     bucket_name=warehouse.bucket_name,
     bucket_arn=warehouse.bucket_arn,
-    parent=parent_spec(parent_size, disk_gib),
-    child=child_spec(child_size, disk_gib),
+    parent=parent_spec(names, parent_size, parent_disk_gib),
+    child=child_spec(names, child_size, child_disk_gib),
     log_retention_days=log_retention_days,
+    kms_key_arn=kms_key_arn,
 )
 pipeline = Pipeline(
     "klippers-video-processing",
+    names=names,
     definition_args={
         "cluster_arn": jobs.cluster_arn,
         "parent_task_definition_arn": jobs.parent_task_definition_arn,
@@ -93,6 +118,17 @@ pipeline = Pipeline(
     passable_role_arns=jobs.passable_role_arns,
     bucket_arn=warehouse.bucket_arn,
     log_retention_days=log_retention_days,
+    kms_key_arn=kms_key_arn,
+)
+notifications = (
+    Notifications(
+        "klippers-notifications",
+        names=names,
+        state_machine_arn=pipeline.state_machine_arn,
+        subscriber=notify,
+    )
+    if notify
+    else None
 )
 
 pulumi.export("stateMachineArn", pipeline.state_machine_arn)
@@ -105,3 +141,5 @@ pulumi.export("jobsLogGroup", jobs.log_group_name)
 pulumi.export("parentTaskDefinitionArn", jobs.parent_task_definition_arn)
 pulumi.export("childTaskDefinitionArn", jobs.child_task_definition_arn)
 pulumi.export("imageUri", image.image_uri)
+if notifications is not None:
+    pulumi.export("notificationTopicArn", notifications.topic_arn)

@@ -1,7 +1,9 @@
 """AWS names and Fargate task sizes shared by the cloud client and the infrastructure.
 
-Pure: no boto3, no pulumi, no click. The Pulumi program creates resources with these
-names and sizes, and ``klip cloud`` finds them by the same names.
+Pure: no boto3, no pulumi, no click. Every name derives from the Pulumi stack
+(:class:`StackNames`), so two stacks live side by side in one account and region; the
+Pulumi program creates resources with these names and sizes, and ``klip cloud`` finds
+them by the same names.
 
 Examples
 --------
@@ -13,21 +15,125 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-STATE_MACHINE_NAME = "klippers-video-processing"
-STATE_MACHINE_LOG_GROUP = f"/aws/stepfunctions/{STATE_MACHINE_NAME}"
+PROJECT = "klippers"
 STATE_MACHINE_ARN_ENV = "KLIPPERS_STATE_MACHINE_ARN"
 """Environment variable holding the state machine ARN (the stack output ``stateMachineArn``)."""
+STACK_ENV = "KLIPPERS_STACK"
+"""Environment variable naming the Pulumi stack ``klip cloud`` works with (``--stack``)."""
 
 PARENT_CONTAINER = "klippers-parent"
 CHILD_CONTAINER = "klippers-child"
-JOBS_LOG_GROUP = "/ecs/klippers-jobs"
-"""CloudWatch log group of the Fargate jobs (the stack output ``jobsLogGroup``)."""
 JOB_STREAM_PREFIXES: Mapping[str, str] = {PARENT_CONTAINER: "parent", CHILD_CONTAINER: "child"}
 """``awslogs-stream-prefix`` of each job container; streams are ``prefix/container/task-id``."""
+
+STATE_MACHINE_SUFFIX = "-video-processing"
+VENDED_LOGS_ROOT = "/aws/vendedlogs/states/"
+"""Step Functions log groups live here: AWS sizes the log delivery policy for this prefix."""
+MAX_STACK_SLUG = 32
+"""Longest stack part of a name: IAM role and EventBridge rule names stop at 64 characters."""
+_SLUG_DIGEST = 8
+_NOT_SLUG = re.compile(r"[^a-z0-9]+")
+_STATE_MACHINE = re.compile(rf"{PROJECT}-([a-z0-9-]+){STATE_MACHINE_SUFFIX}")
+
+
+def stack_slug(stack: str) -> str:
+    """``stack`` as it appears in resource names: a-z, 0-9 and ``-``, at most 32 characters.
+
+    A valid slug is its own slug. Any other name (capitals, ``.``, ``_``, too long) is
+    shortened and gets a digest of the original, so two stacks never share a slug.
+    """
+    if not isinstance(stack, str) or not stack.strip():
+        raise ValueError(f"stack: must be a non-empty name (got {stack!r})")
+    cleaned = _NOT_SLUG.sub("-", stack.lower()).strip("-")
+    if cleaned == stack and len(stack) <= MAX_STACK_SLUG:
+        return stack
+    digest = hashlib.sha256(stack.encode()).hexdigest()[:_SLUG_DIGEST]
+    head = cleaned[: MAX_STACK_SLUG - _SLUG_DIGEST - 1].strip("-")
+    return f"{head}-{digest}" if head else digest
+
+
+@dataclass(frozen=True)
+class StackNames:
+    """The AWS names of one Pulumi stack's resources; two stacks never share one.
+
+    Examples
+    --------
+    >>> names = StackNames.for_stack("dev")
+    >>> names.state_machine, names.state_machine_log_group
+    ('klippers-dev-video-processing', '/aws/vendedlogs/states/klippers-dev-video-processing')
+    >>> StackNames.from_state_machine("klippers-dev-video-processing") == names
+    True
+    """
+
+    slug: str
+
+    def __post_init__(self) -> None:
+        if stack_slug(self.slug) != self.slug:
+            raise ValueError(f"stack: {self.slug!r} is not a stack slug (see stack_slug)")
+
+    @classmethod
+    def for_stack(cls, stack: str) -> StackNames:
+        """The names of Pulumi stack ``stack``."""
+        return cls(stack_slug(stack))
+
+    @classmethod
+    def from_state_machine(cls, name: str) -> StackNames | None:
+        """The names of the stack whose state machine is called ``name``, if it is one."""
+        match = _STATE_MACHINE.fullmatch(name)
+        if match is None or stack_slug(match.group(1)) != match.group(1):
+            return None
+        return cls(match.group(1))
+
+    @property
+    def prefix(self) -> str:
+        """``klippers-<stack>``: the start of every name."""
+        return f"{PROJECT}-{self.slug}"
+
+    @property
+    def state_machine(self) -> str:
+        """The state machine (stack output ``stateMachineName``)."""
+        return f"{self.prefix}{STATE_MACHINE_SUFFIX}"
+
+    @property
+    def state_machine_log_group(self) -> str:
+        """The state machine's log group (stack output ``stateMachineLogGroup``)."""
+        return f"{VENDED_LOGS_ROOT}{self.state_machine}"
+
+    @property
+    def state_machine_role(self) -> str:
+        """The IAM role the state machine runs as."""
+        return f"{self.prefix}-step-functions-role"
+
+    @property
+    def jobs_log_group(self) -> str:
+        """The Fargate jobs' log group (stack output ``jobsLogGroup``)."""
+        return f"/ecs/{self.prefix}-jobs"
+
+    @property
+    def cluster(self) -> str:
+        """The ECS cluster."""
+        return self.prefix
+
+    @property
+    def parent_family(self) -> str:
+        """The parent job's task definition family."""
+        return f"{self.prefix}-parent"
+
+    @property
+    def child_family(self) -> str:
+        """The child job's task definition family."""
+        return f"{self.prefix}-child"
+
+    @property
+    def notifications(self) -> str:
+        """The SNS topic and EventBridge rule of execution notifications."""
+        return f"{self.prefix}-executions"
+
 
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
@@ -113,3 +219,24 @@ def smallest_size(vcpu: float, memory_need_gb: float) -> TaskSize:
     if memory is None:
         raise TaskSizeError(f"{vcpu:g} vCPU cannot have {memory_need_gb:g} GB")
     return TaskSize(vcpu, memory)
+
+
+SEED_TASK_SIZE = TaskSize(16, 64)
+"""The seed's size for both jobs (stack config ``sizes: seed``)."""
+RECOMMENDED_PARENT_SIZE = TaskSize(8, 16)
+RECOMMENDED_CHILD_SIZE = TaskSize(1, 3)
+"""The default sizes: what ``klippers.cloud.cost.recommend`` picks for a 1-hour video and 5
+shorts of 60 s with the ``base`` model (``klip cloud estimate --hours 1 --shorts 5``)."""
+SIZE_PROFILES: Mapping[str, tuple[TaskSize, TaskSize]] = {
+    "recommended": (RECOMMENDED_PARENT_SIZE, RECOMMENDED_CHILD_SIZE),
+    "seed": (SEED_TASK_SIZE, SEED_TASK_SIZE),
+}
+"""Stack config ``sizes``: (parent, child) sizes by name."""
+DEFAULT_SIZE_PROFILE = "recommended"
+
+PARENT_EPHEMERAL_GIB = 100
+"""Parent disk: the whole original (a 3-hour 1080p upload can pass 20 GB), its audio and
+the cut segments."""
+CHILD_EPHEMERAL_GIB = 21
+"""Child disk, Fargate's minimum: the image, one segment, a background and one short
+(well under 2 GB)."""

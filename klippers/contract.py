@@ -19,6 +19,13 @@ written after the output, so an output without a current recipe is made again::
 
 The segments' recipe is the ``recipe`` field of the manifest.
 
+A config's ``background_video`` names a file in the video's own folder (``bg.mp4``, or
+its whole key ``klippers_warehouse/USER_ID/VIDEO_ID/bg.mp4``) or one in the shared
+library ``backgrounds/`` at the warehouse root, beside ``klippers_warehouse/``
+(``backgrounds/loop.mp4``, put there by the operator; the jobs only read it). Anything
+else (another user's or another video's key, ``..``, an absolute path, a URL) is refused
+(:func:`background_key`), and the child role may read only those two places.
+
 Examples
 --------
 >>> ref = VideoRef("alice", "talk-1")
@@ -56,6 +63,8 @@ RECIPE_SUFFIX = ".recipe.json"
 TRANSCRIPT_RECIPE = "original" + RECIPE_SUFFIX
 THUMBNAIL_RECIPE = "thumbnail" + RECIPE_SUFFIX
 RECIPE_VERSION = 1
+SHARED_BACKGROUNDS = "backgrounds"
+"""Folder at the warehouse root (beside ``klippers_warehouse/``): backgrounds any video may use."""
 
 # --- environment of the jobs ------------------------------------------------------------------
 
@@ -104,6 +113,7 @@ _LANGUAGE_PATTERN = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 _BACKEND_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 _SLUG_UNSAFE = re.compile(r"[^a-z0-9]+")
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+_URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 
 
 class ContractError(ValueError):
@@ -413,15 +423,58 @@ def _check_optional_text(field_name: str, value: object, pattern: re.Pattern[str
         raise _config_fail(field_name, f"must be text matching {pattern.pattern}", value)
 
 
-def _check_background(value: object) -> None:
-    if value is None:
-        return
+def _background_problem(value: object) -> str | None:
+    """Why ``value`` cannot name a key relative to the warehouse; None when it can."""
     if not isinstance(value, str) or not value.strip() or _CONTROL_CHARS.search(value):
+        return "must be a non-empty name without control characters"
+    if _URL_SCHEME.match(value):
+        return "must be a key in the warehouse, not a URL"
+    if value.startswith("/") or "\\" in value:
+        return "must be a relative key with '/' separators"
+    if ".." in value.split("/"):
+        return "must not contain a '..' path part"
+    if any(part in ("", ".") for part in value.split("/")):
+        return "must not contain an empty or '.' path part"
+    return None
+
+
+def _check_background(value: object) -> None:
+    if value is not None and (problem := _background_problem(value)) is not None:
+        raise _config_fail("background_video", problem, value)
+
+
+def background_key(ref: VideoRef, value: str) -> str:
+    """The key a config's ``background_video`` names for the video ``ref``.
+
+    ``backgrounds/NAME`` is the shared library; a key starting ``klippers_warehouse/``
+    must lie in ``ref``'s folder; anything else is a path inside that folder.
+
+    Raises
+    ------
+    ContractError
+        ``value`` is not a relative key, or it names another user's or video's files.
+
+    Examples
+    --------
+    >>> ref = VideoRef("alice", "talk-1")
+    >>> background_key(ref, "bg.mp4")
+    'klippers_warehouse/alice/talk-1/bg.mp4'
+    >>> background_key(ref, "backgrounds/loop.mp4")
+    'backgrounds/loop.mp4'
+    """
+    _check_background(value)
+    if value.startswith(f"{SHARED_BACKGROUNDS}/"):
+        return value
+    if value.startswith(f"{WAREHOUSE_ROOT}/"):
+        if value.startswith(ref.prefix):
+            return value
         raise _config_fail(
-            "background_video", "must be a non-empty name without control characters", value
+            "background_video",
+            f"must be in this video's folder ({ref.prefix}) or in the shared "
+            f"{SHARED_BACKGROUNDS}/, not in another user's or video's folder",
+            value,
         )
-    if ".." in value.replace("\\", "/").split("/"):
-        raise _config_fail("background_video", "must not contain a '..' path part", value)
+    return ref.key(value)
 
 
 def _frozen_json(value: Any) -> Any:
@@ -553,7 +606,8 @@ class ShortsConfig:
         return cls.from_dict(doc, ref=ref)
 
     def check_location(self, ref: VideoRef) -> None:
-        """Raise if ``user_id`` / ``video_id`` are given and differ from where the file is."""
+        """Raise if ``user_id`` / ``video_id`` are given and differ from where the file is,
+        or ``background_video`` names a key outside the video's folder and ``backgrounds/``."""
         for name in ("user_id", "video_id"):
             value = getattr(self, name)
             expected = getattr(ref, name)
@@ -561,6 +615,8 @@ class ShortsConfig:
                 raise _config_fail(
                     name, f"does not match the warehouse folder ({expected!r})", value
                 )
+        if self.background_video is not None:
+            background_key(ref, self.background_video)
 
     def to_dict(self) -> dict[str, Any]:
         """The document: known fields that are set, then the preserved unknown fields."""

@@ -2,7 +2,24 @@
 
 Flow: run the parent Fargate task -> read ``shorts_config.json`` from S3 -> check
 ``segment_count`` (0 ends successfully) -> a Map of child Fargate tasks, one per segment,
-at most ``max_concurrency`` at a time -> succeed. Failures end in named Fail states.
+at most ``max_concurrency`` at a time -> succeed, or fail naming the shorts that failed.
+
+Failures and retries. ``ecs:runTask.sync`` reports a container's non-zero exit as
+``States.TaskFailed`` whose cause is the ECS task description (JSON with
+``Containers[].ExitCode`` and ``StoppedReason``); Retry rules match error names only. So
+each job runs inside a one-branch Parallel state: the task's Catch hands the error to a
+Choice that classifies the attempt by raising one of three errors of our own:
+
+- ``Klippers.BadInput``: the container exited with ``EXIT_BAD_INPUT`` (2). Not retried.
+- ``Klippers.TimedOut``: the attempt ran past its ``TimeoutSeconds``. Not retried.
+- ``Klippers.JobFailed``: anything else (exit 75 or 1, a container killed or never
+  started, ECS API errors). The Parallel state retries it after 30 s and 60 s.
+
+Each carries the original error and cause as JSON in its cause. Every child catches its
+own final failure and returns a marker, so one bad short never cancels its siblings; the
+execution then ends in ``ChildTasksFailed`` naming the failed segments. The Fail states
+take their cause from the state's input (``CausePath``), so ``klip cloud status`` and the
+console show why.
 
 This module is pure (no pulumi, no boto3): the infrastructure fills in real ARNs with
 ``Output.all(...).apply(lambda a: json.dumps(build_definition(**a)))`` and
@@ -12,7 +29,7 @@ Examples
 --------
 >>> definition = build_definition(**PLACEHOLDERS)
 >>> definition["StartAt"]
-'RunParent'
+'ParentJob'
 """
 
 from __future__ import annotations
@@ -20,6 +37,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from klippers.aws import CHILD_CONTAINER, PARENT_CONTAINER, bucket_name_problem
@@ -28,6 +46,7 @@ from klippers.contract import (
     ENV_SEGMENT,
     ENV_USER_ID,
     ENV_VIDEO_ID,
+    EXIT_BAD_INPUT,
     MAX_SEGMENT_COUNT,
     SHORTS_CONFIG,
     WAREHOUSE_ROOT,
@@ -38,13 +57,19 @@ from klippers.contract import (
 INPUT_USER_ID = "user_id"
 INPUT_VIDEO_ID = "video_id"
 
-# State names (the Fail states' names double as their error names).
+# State names. The top-level Fail states' names double as the execution's error names.
+PARENT_JOB = "ParentJob"
 RUN_PARENT = "RunParent"
 READ_CONFIG = "ReadConfig"
 CHECK_SEGMENT_COUNT = "CheckSegmentCount"
 LIST_SEGMENTS = "ListSegments"
 RENDER_SHORTS = "RenderShorts"
+SHORT_JOB = "ShortJob"
 RENDER_SHORT = "RenderShort"
+SHORT_RENDERED = "ShortRendered"
+SHORT_FAILED = "ShortFailed"
+CHECK_SHORTS = "CheckShorts"
+REPORT_FAILED_SHORTS = "ReportFailedShorts"
 DONE = "Done"
 PARENT_TASK_FAILED = "ParentTaskFailed"
 READ_CONFIG_FAILED = "ReadConfigFailed"
@@ -54,10 +79,34 @@ CHILD_TASKS_FAILED = "ChildTasksFailed"
 RUN_TASK_SYNC = "arn:aws:states:::ecs:runTask.sync"
 S3_GET_OBJECT = "arn:aws:states:::aws-sdk:s3:getObject"
 
-# Errors of the ECS API that a later attempt can get past (throttling, capacity, 5xx).
-TRANSIENT_ECS_ERRORS = ("ECS.AmazonECSException", "ECS.ServerException")
-# Child retry schedule required by the pipeline: waits of 30 s then 60 s.
-CHILD_RETRY = {"IntervalSeconds": 30, "MaxAttempts": 2, "BackoffRate": 2.0}
+# Errors raised by the definition itself, in the causes of the Fail states.
+ERROR_BAD_INPUT = "Klippers.BadInput"
+"""The job exited with ``EXIT_BAD_INPUT``: not retried."""
+ERROR_TIMED_OUT = "Klippers.TimedOut"
+"""One attempt ran past its ``TimeoutSeconds``: not retried."""
+ERROR_JOB_FAILED = "Klippers.JobFailed"
+"""Any other failure of an attempt (exit 75 or 1, a task that never ran): retried."""
+ERROR_SHORTS_FAILED = "Klippers.ShortsFailed"
+"""Some children failed for good; the cause lists them."""
+TIMEOUT_ERROR = "States.Timeout"
+
+JOB_RETRY = {"IntervalSeconds": 30, "MaxAttempts": 2, "BackoffRate": 2.0}
+"""Retry schedule of both jobs: two more attempts, after 30 s and 60 s."""
+CHILD_RETRY = JOB_RETRY
+"""The children's schedule (the local engine retries its renders on it too)."""
+S3_RETRY_ERRORS = ("S3.SdkClientException", "S3.S3Exception")
+
+# The error object a Catch stores in the state's input, and the fields of a child's outcome.
+ERROR_PATH = "$.error"
+RENDERED_PATH = "$.rendered"
+OUTCOME_SEGMENT = "segment"
+OUTCOME_FAILED = "failed"
+OUTCOME_ERROR = "error"
+FAILED_SHORTS_FIELD = "Shorts"
+# Forms the exit code takes in the task description of a cause: AWS writes compact JSON.
+_BAD_INPUT_PATTERNS = tuple(
+    f'*"ExitCode":{space}{EXIT_BAD_INPUT}{end}*' for space in ("", " ") for end in (",", "}")
+)
 
 DEFAULT_MAX_CONCURRENCY = 10
 DEFAULT_PARENT_TIMEOUT_SECONDS = 2 * 3600
@@ -174,18 +223,11 @@ def build_definition(
     )
     return {
         "Comment": "Klippers: a parent Fargate task picks segments, child tasks render shorts.",
-        "StartAt": RUN_PARENT,
+        "StartAt": PARENT_JOB,
         "TimeoutSeconds": execution_timeout_seconds,
         "States": {
-            RUN_PARENT: {
-                **parent_task,
-                "TimeoutSeconds": parent_timeout_seconds,
-                "ResultPath": None,
-                "Retry": [
-                    _retry(list(TRANSIENT_ECS_ERRORS), interval=10, attempts=3),
-                    # Image pulls and ENI attachment fail as a stopped task: one more try.
-                    _retry(["States.TaskFailed"], interval=60, attempts=1),
-                ],
+            PARENT_JOB: {
+                **_job(PARENT_NAMES, parent_task, parent_timeout_seconds),
                 "Catch": [_catch(PARENT_TASK_FAILED)],
                 "Next": READ_CONFIG,
             },
@@ -196,7 +238,14 @@ def build_definition(
                 "ResultSelector": {"config.$": "States.StringToJson($.Body)"},
                 "ResultPath": "$.shorts",
                 "TimeoutSeconds": 60,
-                "Retry": [_retry(["S3.SdkClientException", "S3.S3Exception"], 2, 3)],
+                "Retry": [
+                    {
+                        "ErrorEquals": list(S3_RETRY_ERRORS),
+                        "IntervalSeconds": 2,
+                        "MaxAttempts": 3,
+                        "BackoffRate": 2.0,
+                    }
+                ],
                 "Catch": [_catch(READ_CONFIG_FAILED)],
                 "Next": CHECK_SEGMENT_COUNT,
             },
@@ -209,49 +258,38 @@ def build_definition(
                 "ResultPath": "$.segments",
                 "Next": RENDER_SHORTS,
             },
-            RENDER_SHORTS: {
-                "Type": "Map",
-                "ItemsPath": "$.segments.numbers",
-                "MaxConcurrency": max_concurrency,
-                "ItemSelector": {
-                    f"{INPUT_USER_ID}.$": f"$.{INPUT_USER_ID}",
-                    f"{INPUT_VIDEO_ID}.$": f"$.{INPUT_VIDEO_ID}",
-                    "segment.$": "$$.Map.Item.Value",
+            RENDER_SHORTS: _render_shorts(child_task, child_timeout_seconds, max_concurrency),
+            CHECK_SHORTS: {
+                "Type": "Choice",
+                "Choices": [
+                    {
+                        "Variable": f"{RENDERED_PATH}.any_failed",
+                        "BooleanEquals": True,
+                        "Next": REPORT_FAILED_SHORTS,
+                    }
+                ],
+                "Default": DONE,
+            },
+            REPORT_FAILED_SHORTS: {
+                "Type": "Pass",
+                "Parameters": {
+                    "Error": ERROR_SHORTS_FAILED,
+                    f"{FAILED_SHORTS_FIELD}.$": (
+                        f"{RENDERED_PATH}.shorts[?(@.{OUTCOME_FAILED} == true)]"
+                    ),
                 },
-                "ItemProcessor": {
-                    "ProcessorConfig": {"Mode": "INLINE"},
-                    "StartAt": RENDER_SHORT,
-                    "States": {
-                        RENDER_SHORT: {
-                            **child_task,
-                            "TimeoutSeconds": child_timeout_seconds,
-                            "ResultPath": None,
-                            "Retry": [
-                                {
-                                    "ErrorEquals": ["States.TaskFailed", *TRANSIENT_ECS_ERRORS],
-                                    **CHILD_RETRY,
-                                }
-                            ],
-                            "End": True,
-                        }
-                    },
-                },
-                "ResultPath": None,
-                "Catch": [_catch(CHILD_TASKS_FAILED)],
-                "Next": DONE,
+                "ResultPath": ERROR_PATH,
+                "Next": CHILD_TASKS_FAILED,
             },
             DONE: {"Type": "Succeed"},
-            PARENT_TASK_FAILED: _fail(PARENT_TASK_FAILED, "The parent job failed or timed out."),
-            READ_CONFIG_FAILED: _fail(
-                READ_CONFIG_FAILED, f"{SHORTS_CONFIG} could not be read or is not JSON."
-            ),
-            INVALID_SEGMENT_COUNT: _fail(
-                INVALID_SEGMENT_COUNT,
-                f"{SHORTS_CONFIG} has no segment_count from 0 to {MAX_SEGMENT_COUNT}.",
-            ),
-            CHILD_TASKS_FAILED: _fail(
-                CHILD_TASKS_FAILED, "A child job still failed after its retries."
-            ),
+            PARENT_TASK_FAILED: _fail(PARENT_TASK_FAILED),
+            READ_CONFIG_FAILED: _fail(READ_CONFIG_FAILED),
+            INVALID_SEGMENT_COUNT: {
+                "Type": "Fail",
+                "Error": INVALID_SEGMENT_COUNT,
+                "Cause": f"{SHORTS_CONFIG} has no segment_count from 0 to {MAX_SEGMENT_COUNT}.",
+            },
+            CHILD_TASKS_FAILED: _fail(CHILD_TASKS_FAILED),
         },
     }
 
@@ -275,6 +313,21 @@ def check_limits(
         ("execution_timeout_seconds", execution_timeout_seconds),
     ):
         _check_count(name, seconds, MAX_TIMEOUT_SECONDS)
+
+
+def all_states(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every state of ``definition`` by name, including those inside Parallel and Map states.
+
+    State names are unique across a whole state machine, so the result is flat.
+    """
+    found: dict[str, dict[str, Any]] = {}
+    for name, state in definition["States"].items():
+        found[name] = state
+        for branch in state.get("Branches", ()):
+            found.update(all_states(branch))
+        if "ItemProcessor" in state:
+            found.update(all_states(state["ItemProcessor"]))
+    return found
 
 
 def definition_json(**overrides: Any) -> str:
@@ -331,21 +384,158 @@ def _check_segment_count() -> dict[str, Any]:
     }
 
 
-def _retry(errors: list[str], interval: int, attempts: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class JobStates:
+    """The states of one job: the retried Parallel wrapper, its task and its classification."""
+
+    wrapper: str
+    task: str
+    check_exit: str
+    bad_input: str
+    timed_out: str
+    attempt_failed: str
+
+
+PARENT_NAMES = JobStates(
+    PARENT_JOB,
+    RUN_PARENT,
+    "CheckParentExit",
+    "ParentBadInput",
+    "ParentTimedOut",
+    "ParentAttemptFailed",
+)
+CHILD_NAMES = JobStates(
+    SHORT_JOB,
+    RENDER_SHORT,
+    "CheckShortExit",
+    "ShortBadInput",
+    "ShortTimedOut",
+    "ShortAttemptFailed",
+)
+
+
+def _job(names: JobStates, task: dict[str, Any], timeout_seconds: int) -> dict[str, Any]:
+    """A one-branch Parallel state running ``task`` once per attempt, retrying ``JobFailed``.
+
+    Inside, the task's failure goes to a Choice that re-raises it as ``BadInput``,
+    ``TimedOut`` or ``JobFailed`` with the original error and cause as JSON.
+    """
+    error_cause = "States.JsonToString($.error)"
     return {
-        "ErrorEquals": errors,
-        "IntervalSeconds": interval,
-        "MaxAttempts": attempts,
-        "BackoffRate": 2.0,
+        "Type": "Parallel",
+        "Branches": [
+            {
+                "StartAt": names.task,
+                "States": {
+                    names.task: {
+                        **task,
+                        "TimeoutSeconds": timeout_seconds,
+                        "ResultPath": None,
+                        "Catch": [_catch(names.check_exit)],
+                        "End": True,
+                    },
+                    names.check_exit: _check_exit(names),
+                    names.bad_input: {
+                        "Type": "Fail",
+                        "Error": ERROR_BAD_INPUT,
+                        "CausePath": error_cause,
+                    },
+                    names.timed_out: {
+                        "Type": "Fail",
+                        "Error": ERROR_TIMED_OUT,
+                        "CausePath": error_cause,
+                    },
+                    names.attempt_failed: {
+                        "Type": "Fail",
+                        "Error": ERROR_JOB_FAILED,
+                        "CausePath": error_cause,
+                    },
+                },
+            }
+        ],
+        "ResultPath": None,
+        "Retry": [{"ErrorEquals": [ERROR_JOB_FAILED], **JOB_RETRY}],
+    }
+
+
+def _check_exit(names: JobStates) -> dict[str, Any]:
+    """Classify a failed attempt. Rules are tried in order, so each guards the next."""
+    cause = f"{ERROR_PATH}.Cause"
+    return {
+        "Type": "Choice",
+        "Choices": [
+            {
+                "Variable": f"{ERROR_PATH}.Error",
+                "StringEquals": TIMEOUT_ERROR,
+                "Next": names.timed_out,
+            },
+            {"Variable": cause, "IsPresent": False, "Next": names.attempt_failed},
+            {"Variable": cause, "IsString": False, "Next": names.attempt_failed},
+            {
+                "Or": [{"Variable": cause, "StringMatches": p} for p in _BAD_INPUT_PATTERNS],
+                "Next": names.bad_input,
+            },
+        ],
+        "Default": names.attempt_failed,
+    }
+
+
+def _render_shorts(
+    child_task: dict[str, Any], timeout_seconds: int, max_concurrency: int
+) -> dict[str, Any]:
+    """The Map of children: each ends in an outcome, so a failure never stops the others."""
+    segment = {f"{OUTCOME_SEGMENT}.$": "$.segment"}
+    return {
+        "Type": "Map",
+        "ItemsPath": "$.segments.numbers",
+        "MaxConcurrency": max_concurrency,
+        "ItemSelector": {
+            f"{INPUT_USER_ID}.$": f"$.{INPUT_USER_ID}",
+            f"{INPUT_VIDEO_ID}.$": f"$.{INPUT_VIDEO_ID}",
+            "segment.$": "$$.Map.Item.Value",
+        },
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "INLINE"},
+            "StartAt": SHORT_JOB,
+            "States": {
+                SHORT_JOB: {
+                    **_job(CHILD_NAMES, child_task, timeout_seconds),
+                    "Catch": [_catch(SHORT_FAILED)],
+                    "Next": SHORT_RENDERED,
+                },
+                SHORT_RENDERED: {
+                    "Type": "Pass",
+                    "Parameters": {**segment, OUTCOME_FAILED: False},
+                    "End": True,
+                },
+                SHORT_FAILED: {
+                    "Type": "Pass",
+                    "Parameters": {
+                        **segment,
+                        OUTCOME_FAILED: True,
+                        f"{OUTCOME_ERROR}.$": f"{ERROR_PATH}.Error",
+                    },
+                    "End": True,
+                },
+            },
+        },
+        "ResultSelector": {
+            "any_failed.$": f"States.ArrayContains($[*].{OUTCOME_FAILED}, true)",
+            "shorts.$": "$",
+        },
+        "ResultPath": RENDERED_PATH,
+        "Catch": [_catch(CHILD_TASKS_FAILED)],
+        "Next": CHECK_SHORTS,
     }
 
 
 def _catch(target: str) -> dict[str, Any]:
-    return {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": target}
+    return {"ErrorEquals": ["States.ALL"], "ResultPath": ERROR_PATH, "Next": target}
 
 
-def _fail(error: str, cause: str) -> dict[str, Any]:
-    return {"Type": "Fail", "Error": error, "Cause": cause}
+def _fail(error: str) -> dict[str, Any]:
+    """A Fail state whose cause is the caught error object as JSON."""
+    return {"Type": "Fail", "Error": error, "CausePath": f"States.JsonToString({ERROR_PATH})"}
 
 
 def _check_arn(name: str, value: str, kind: str) -> None:

@@ -15,6 +15,13 @@ from a digest it recorded when the file had the same size and modification time.
 ``boto3`` is imported on first use of :class:`S3Storage` (``pip install 'klippers[aws]'``).
 Transient S3 failures are retried by botocore's own retry policy (``standard`` mode).
 
+Under least privilege a role may list the bucket only below a prefix (``s3:ListBucket``
+with an ``s3:prefix`` condition), and then S3 answers a ``HeadObject`` or ``GetObject`` of
+a missing key with 403, not 404. So :meth:`S3Storage.exists` (and ``fingerprint``,
+``is_current``, :func:`read_if_exists`) ask by listing with the key as prefix, a 403 on a
+read is told apart from a missing key the same way, and :class:`StoragePermissionError`
+names the key and the permission that is missing.
+
 Examples
 --------
 >>> import tempfile
@@ -229,6 +236,20 @@ def content_fingerprint(storage: Storage, key: str, copy: Path) -> Fingerprint |
         return found
     storage.download(key, copy)
     return Fingerprint(size=copy.stat().st_size, sha256=file_sha256(copy))
+
+
+def read_if_exists(storage: Storage, key: str) -> bytes | None:
+    """The content of ``key``, or None when nothing is stored there.
+
+    Asks :meth:`Storage.exists` first, so a missing key is never read (on S3 that read
+    would need ``s3:ListBucket`` without a prefix condition to answer 404 rather than 403).
+    """
+    if not storage.exists(key):
+        return None
+    try:
+        return storage.read_bytes(key)
+    except StorageKeyNotFoundError:  # removed in between
+        return None
 
 
 def _stat_id(path: Path) -> tuple[int, int]:
@@ -529,14 +550,21 @@ class S3Storage:
         return self._url(check_key(key) if key else "")
 
     def exists(self, key: str) -> bool:
-        """Whether an object is stored at ``key`` (a ``HeadObject`` request)."""
-        return self._head(key) is not None
+        """Whether an object is stored at ``key``.
+
+        One ``ListObjectsV2`` with the key as prefix (``s3:ListBucket``), not a
+        ``HeadObject``: that would answer 403 for a missing key under a prefix-scoped
+        ``s3:ListBucket``.
+        """
+        full = self._key(key)
+        with self._errors(key, "s3:ListBucket"):
+            return self._listed(full)
 
     def download(self, key: str, dest: Path, progress: Progress | None = None) -> Path:
         """Fetch ``key`` with boto3's managed transfer into a temp file, then rename."""
         full = self._key(key)
         target = Path(dest)
-        with self._errors(key), _temp_beside(target) as temp:
+        with self._errors(key, "s3:GetObject", read=True), _temp_beside(target) as temp:
             self.client.download_file(
                 self.bucket, full, str(temp), Callback=progress, Config=self._transfer
             )
@@ -552,7 +580,7 @@ class S3Storage:
         full = self._key(key)
         source = _source_file(Path(src))
         metadata = {SHA256_METADATA: file_sha256(source)}
-        with self._errors(key):
+        with self._errors(key, "s3:PutObject"):
             self.client.upload_file(
                 str(source),
                 self.bucket,
@@ -566,7 +594,7 @@ class S3Storage:
     def read_bytes(self, key: str) -> bytes:
         """The content of ``key`` (one ``GetObject``)."""
         full = self._key(key)
-        with self._errors(key):
+        with self._errors(key, "s3:GetObject", read=True):
             response = self.client.get_object(Bucket=self.bucket, Key=full)
             body = response["Body"]
             try:
@@ -579,7 +607,7 @@ class S3Storage:
         """Store ``data`` at ``key`` (one ``PutObject``, atomic on S3)."""
         full = self._key(key)
         metadata = {SHA256_METADATA: hashlib.sha256(data).hexdigest()}
-        with self._errors(key):
+        with self._errors(key, "s3:PutObject"):
             self.client.put_object(Bucket=self.bucket, Key=full, Body=data, Metadata=metadata)
 
     def list(self, prefix: str = "") -> list[str]:
@@ -587,7 +615,7 @@ class S3Storage:
         check_key(prefix, prefix=True)
         paginator = self.client.get_paginator("list_objects_v2")
         keys: list[str] = []
-        with self._errors(prefix):
+        with self._errors(prefix, "s3:ListBucket"):
             for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
                 keys.extend(item["Key"][len(self.prefix) :] for item in page.get("Contents", ()))
         return sorted(keys)
@@ -595,12 +623,13 @@ class S3Storage:
     def delete(self, key: str) -> None:
         """Remove ``key`` (S3 treats a missing key as deleted)."""
         full = self._key(key)
-        with self._errors(key):
+        with self._errors(key, "s3:DeleteObject"):
             self.client.delete_object(Bucket=self.bucket, Key=full)
 
     def fingerprint(self, key: str) -> Fingerprint | None:
-        """Size and the SHA-256 recorded at upload (None if another tool wrote the object)."""
-        head = self._head(key)
+        """Size and the SHA-256 recorded at upload (None if another tool wrote the object);
+        None when absent (asked by :meth:`exists` first, then one ``HeadObject``)."""
+        head = self._head(key) if self.exists(key) else None
         if head is None:
             return None
         sha = head.get("Metadata", {}).get(SHA256_METADATA)
@@ -619,15 +648,39 @@ class S3Storage:
     def _head(self, key: str) -> dict[str, Any] | None:
         full = self._key(key)
         try:
-            with self._errors(key):
+            with self._errors(key, "s3:GetObject", read=True):
                 head: dict[str, Any] = self.client.head_object(Bucket=self.bucket, Key=full)
                 return head
         except StorageKeyNotFoundError:
             return None
 
+    def _listed(self, full: str) -> bool:
+        """Whether the bucket key ``full`` is listed (the first key with it as prefix)."""
+        found = self.client.list_objects_v2(Bucket=self.bucket, Prefix=full, MaxKeys=1)
+        return any(item["Key"] == full for item in found.get("Contents", ()))
+
+    def _visible(self, key: str) -> bool | None:
+        """Whether listing shows ``key``; None when the listing fails too."""
+        try:
+            return self._listed(self._key(key))
+        except Exception:  # any failure means "cannot tell"
+            return None
+
+    def _arn(self, key: str | None = None) -> str:
+        """The ARN of the bucket, or of ``key`` in it (what an IAM policy names)."""
+        region = getattr(getattr(self.client, "meta", None), "region_name", None) or ""
+        partition = next((p for r, p in _PARTITIONS if region.startswith(r)), "aws")
+        bucket = f"arn:{partition}:s3:::{self.bucket}"
+        return bucket if key is None else f"{bucket}/{self._key(key)}"
+
     @contextmanager
-    def _errors(self, key: str) -> Iterator[None]:
-        """Turn botocore and transfer errors into storage errors that name the object."""
+    def _errors(self, key: str, action: str, *, read: bool = False) -> Iterator[None]:
+        """Turn botocore and transfer errors into storage errors that name the object and,
+        when access is denied, the permission ``action`` that is missing.
+
+        A denied ``read`` of a key that listing does not show is a missing key: S3 answers
+        403 rather than 404 to a caller without ``s3:ListBucket`` on it.
+        """
         import boto3.exceptions  # type: ignore[import-untyped]
         import botocore.exceptions  # type: ignore[import-untyped]
 
@@ -636,32 +689,79 @@ class S3Storage:
         except StorageError:
             raise
         except botocore.exceptions.ClientError as exc:
-            _raise_client_error(exc, key, self._url(key), self.bucket)
+            self._raise(exc, key, action, read)
         except boto3.exceptions.S3UploadFailedError as exc:
             # boto3 wraps the ClientError without ``from``; the cause is the context.
             cause = exc.__context__
             if isinstance(cause, botocore.exceptions.ClientError):
-                _raise_client_error(cause, key, self._url(key), self.bucket)
+                self._raise(cause, key, action, read)
             raise StorageError(f"{self._url(key)}: {exc}") from exc
         except (botocore.exceptions.BotoCoreError, ConnectionError) as exc:
             raise StorageUnavailableError(f"{self._url(key)}: {exc}") from exc
 
+    def _raise(self, exc: Any, key: str, action: str, read: bool) -> NoReturn:
+        where = self._url(key)
+        needed = None
+        if _is_denied(exc) and _error_code(exc) in _PLAIN_DENIALS:
+            listing = f"{self._arn()} for s3:prefix {self.prefix + key!r}"
+            resource = listing if action == "s3:ListBucket" else self._arn(key)
+            if read:
+                visible = self._visible(key)
+                if visible is False:
+                    raise StorageKeyNotFoundError(key, where) from exc
+                if visible is None:
+                    resource += f", or it is missing (telling needs s3:ListBucket on {listing})"
+            needed = (action, resource)
+        _raise_client_error(exc, key, where, self.bucket, needed)
 
-def _raise_client_error(exc: Any, key: str, where: str, bucket: str) -> NoReturn:
+
+_PARTITIONS = (("cn-", "aws-cn"), ("us-gov-", "aws-us-gov"), ("us-iso-", "aws-iso"))
+_PLAIN_DENIALS = frozenset({"403", "AccessDenied", "Forbidden"})
+_KMS_ACTION = re.compile(r"\bkms:[A-Za-z]+")
+
+
+def _error_code(exc: Any) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _is_denied(exc: Any) -> bool:
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    return _error_code(exc) in _DENIED_CODES or status == 403
+
+
+def _raise_client_error(
+    exc: Any, key: str, where: str, bucket: str, needed: tuple[str, str] | None = None
+) -> NoReturn:
+    """Raise the storage error for ``exc``; ``needed`` is the (action, resource) a denial
+    is about, for the message."""
     error = exc.response.get("Error", {})
-    code = str(error.get("Code", ""))
+    code = _error_code(exc)
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
     if code in _NOT_FOUND_CODES:
         raise StorageKeyNotFoundError(key, where) from exc
     if code == "NoSuchBucket":
         raise StorageError(f"{where}: bucket {bucket!r} does not exist") from exc
     if code in _DENIED_CODES or status == 403:
-        raise StoragePermissionError(
-            f"{where}: access denied ({code}); check the credentials and the bucket policy"
-        ) from exc
+        raise StoragePermissionError(_denied_message(where, code, error, needed)) from exc
     if status >= 500 or code in {"SlowDown", "Throttling", "RequestTimeout"}:
         raise StorageUnavailableError(f"{where}: {code} after retries") from exc
     raise StorageError(f"{where}: {code or status}: {error.get('Message', exc)}") from exc
+
+
+def _denied_message(
+    where: str, code: str, error: Mapping[str, Any], needed: tuple[str, str] | None
+) -> str:
+    """Which permission is missing: the one S3 names (a KMS key's, say), else ``needed``."""
+    detail = str(error.get("Message") or "")
+    kms = _KMS_ACTION.search(detail)
+    if kms is not None:
+        missing = f"needs {kms.group(0)} on the bucket's KMS key ({detail})"
+    elif needed is not None:
+        missing = f"needs {needed[0]} on {needed[1]}"
+    else:
+        missing = "the credentials were refused"
+    advice = "check the credentials and the bucket policy"
+    return f"{where}: access denied ({code}): {missing}; {advice}"
 
 
 def _s3_client(endpoint_url: str | None, max_attempts: int) -> Any:

@@ -3,17 +3,20 @@
 from klippers_infra.image import JobImage
 from klippers_infra.jobs import Jobs, child_spec, parent_spec
 from klippers_infra.network import TaskNetwork
+from klippers_infra.notifications import Notifications
 from klippers_infra.pipeline import Pipeline
 from klippers_infra.storage import Warehouse
-from klippers_infra.tasks import task_size
+from klippers_infra.tasks import job_sizes, task_size
 
 __all__ = [
     "JobImage",
     "Jobs",
+    "Notifications",
     "Pipeline",
     "TaskNetwork",
     "Warehouse",
     "child_spec",
+    "job_sizes",
     "parent_spec",
     "task_size",
 ]

@@ -18,7 +18,8 @@ class JobImage(pulumi.ComponentResource):
 
     ``asr_model`` is the faster-whisper model baked into the image at build time.
     ``image_uri`` is ``REPOSITORY@sha256:DIGEST``, so task definitions change exactly when
-    the image does.
+    the image does. The repository is deleted with its images on ``pulumi destroy``: they
+    are rebuilt from the source on the next deploy.
     """
 
     image_uri: pulumi.Output[str]
@@ -42,6 +43,7 @@ class JobImage(pulumi.ComponentResource):
             image_scanning_configuration={"scan_on_push": True},
             image_tag_mutability="MUTABLE",
             encryption_configurations=[{"encryption_type": "AES256"}],
+            force_delete=True,
             opts=child,
         )
         aws.ecr.LifecyclePolicy(

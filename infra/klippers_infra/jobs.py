@@ -11,8 +11,8 @@ import pulumi_aws as aws
 from klippers.aws import (
     CHILD_CONTAINER,
     JOB_STREAM_PREFIXES,
-    JOBS_LOG_GROUP,
     PARENT_CONTAINER,
+    StackNames,
     TaskSize,
 )
 from klippers.contract import CHILD_JOB_MODULE, PARENT_JOB_MODULE, job_command
@@ -20,6 +20,7 @@ from klippers_infra.policies import (
     ECS_TASKS_SERVICE,
     Arn,
     assume_role_policy,
+    ecs_tasks_source,
     execution_role_policy,
     task_role_policy,
 )
@@ -28,8 +29,9 @@ from klippers_infra.tasks import check_ephemeral_gib, container_definitions
 
 @dataclass(frozen=True)
 class JobSpec:
-    """One job's task definition: family, container, module, size and disk (GiB)."""
+    """One job's task definition: name, family, container, module, size and disk (GiB)."""
 
+    job: str
     family: str
     container: str
     module: str
@@ -45,14 +47,18 @@ class JobSpec:
         return self.module == CHILD_JOB_MODULE
 
 
-def parent_spec(size: TaskSize, ephemeral_gib: int) -> JobSpec:
+def parent_spec(names: StackNames, size: TaskSize, ephemeral_gib: int) -> JobSpec:
     """The parent job (transcribe, choose and cut segments)."""
-    return JobSpec("klippers-parent", PARENT_CONTAINER, PARENT_JOB_MODULE, size, ephemeral_gib)
+    return JobSpec(
+        "parent", names.parent_family, PARENT_CONTAINER, PARENT_JOB_MODULE, size, ephemeral_gib
+    )
 
 
-def child_spec(size: TaskSize, ephemeral_gib: int) -> JobSpec:
+def child_spec(names: StackNames, size: TaskSize, ephemeral_gib: int) -> JobSpec:
     """The child job (render one short)."""
-    return JobSpec("klippers-child", CHILD_CONTAINER, CHILD_JOB_MODULE, size, ephemeral_gib)
+    return JobSpec(
+        "child", names.child_family, CHILD_CONTAINER, CHILD_JOB_MODULE, size, ephemeral_gib
+    )
 
 
 class Jobs(pulumi.ComponentResource):
@@ -69,6 +75,7 @@ class Jobs(pulumi.ComponentResource):
         self,
         name: str,
         *,
+        names: StackNames,
         image_uri: pulumi.Input[str],
         repository_arn: pulumi.Input[str],
         bucket_name: pulumi.Input[str],
@@ -76,19 +83,31 @@ class Jobs(pulumi.ComponentResource):
         parent: JobSpec,
         child: JobSpec,
         log_retention_days: int,
+        kms_key_arn: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("klippers:jobs:Jobs", name, None, opts)
         options = pulumi.ResourceOptions(parent=self)
         cluster = aws.ecs.Cluster(
-            name, settings=[{"name": "containerInsights", "value": "disabled"}], opts=options
+            name,
+            name=names.cluster,
+            settings=[{"name": "containerInsights", "value": "disabled"}],
+            opts=options,
         )
         log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs", name=JOBS_LOG_GROUP, retention_in_days=log_retention_days, opts=options
+            f"{name}-logs",
+            name=names.jobs_log_group,
+            retention_in_days=log_retention_days,
+            opts=options,
         )
+        # Only ECS tasks of this account and region may assume the job roles.
+        self._trust = cluster.arn.apply(
+            lambda arn: json.dumps(assume_role_policy(ECS_TASKS_SERVICE, ecs_tasks_source(arn)))
+        )
+        self._kms_key_arn = kms_key_arn
         execution_role = aws.iam.Role(
             f"{name}-execution",
-            assume_role_policy=json.dumps(assume_role_policy(ECS_TASKS_SERVICE)),
+            assume_role_policy=self._trust,
             description="Klippers: lets ECS pull the job image and write job logs",
             opts=options,
         )
@@ -129,10 +148,10 @@ class Jobs(pulumi.ComponentResource):
         self, name: str, spec: JobSpec
     ) -> tuple[aws.ecs.TaskDefinition, aws.iam.Role]:
         options = pulumi.ResourceOptions(parent=self)
-        job = spec.family.removeprefix("klippers-")
+        job = spec.job
         role = aws.iam.Role(
             f"{name}-{job}-task",
-            assume_role_policy=json.dumps(assume_role_policy(ECS_TASKS_SERVICE)),
+            assume_role_policy=self._trust,
             description=f"Klippers {job} job: its warehouse objects only",
             opts=options,
         )
@@ -141,7 +160,11 @@ class Jobs(pulumi.ComponentResource):
             role=role.id,
             policy=self._bucket_arn.apply(
                 lambda arn: json.dumps(
-                    task_role_policy(arn, writes_only_shorts=spec.writes_only_shorts)
+                    task_role_policy(
+                        arn,
+                        writes_only_shorts=spec.writes_only_shorts,
+                        kms_key_arn=self._kms_key_arn,
+                    )
                 )
             ),
             opts=options,

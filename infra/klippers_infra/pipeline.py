@@ -1,4 +1,4 @@
-"""The Step Functions side: log group, ``klippers-step-functions-role`` and the state machine."""
+"""The Step Functions side: log group, the state machine's role and the state machine."""
 
 from __future__ import annotations
 
@@ -8,15 +8,21 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from klippers.aws import STATE_MACHINE_LOG_GROUP, STATE_MACHINE_NAME
+from klippers.aws import StackNames
 from klippers.statemachine import build_definition
-from klippers_infra.policies import STATES_SERVICE, assume_role_policy, state_machine_policy
-
-STATE_MACHINE_ROLE = "klippers-step-functions-role"
+from klippers_infra.policies import (
+    STATES_SERVICE,
+    assume_role_policy,
+    state_machine_policy,
+    state_machine_source,
+)
 
 
 class Pipeline(pulumi.ComponentResource):
-    """``klippers-video-processing``: logging ALL with execution data, X-Ray tracing.
+    """``klippers-<stack>-video-processing``: logging ALL with execution data, X-Ray tracing.
+
+    Its log group is under ``/aws/vendedlogs/states/``, the prefix AWS recommends for
+    vended logs (the log delivery resource policy stays small however many there are).
 
     ``definition_args`` are passed to :func:`klippers.statemachine.build_definition`
     after every Output in them resolves.
@@ -30,24 +36,33 @@ class Pipeline(pulumi.ComponentResource):
         self,
         name: str,
         *,
+        names: StackNames,
         definition_args: dict[str, Any],
         passable_role_arns: pulumi.Input[list[str]],
         bucket_arn: pulumi.Input[str],
         log_retention_days: int,
+        kms_key_arn: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("klippers:pipeline:Pipeline", name, None, opts)
         options = pulumi.ResourceOptions(parent=self)
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs",
-            name=STATE_MACHINE_LOG_GROUP,
+            name=names.state_machine_log_group,
             retention_in_days=log_retention_days,
             opts=options,
         )
         role = aws.iam.Role(
             f"{name}-role",
-            name=STATE_MACHINE_ROLE,
-            assume_role_policy=json.dumps(assume_role_policy(STATES_SERVICE)),
+            name=names.state_machine_role,
+            # Only this state machine (by name, in the cluster's account and region).
+            assume_role_policy=pulumi.Output.from_input(definition_args["cluster_arn"]).apply(
+                lambda arn: json.dumps(
+                    assume_role_policy(
+                        STATES_SERVICE, state_machine_source(arn, names.state_machine)
+                    )
+                )
+            ),
             description="Klippers state machine: run the two jobs, read shorts_config.json",
             opts=options,
         )
@@ -65,6 +80,7 @@ class Pipeline(pulumi.ComponentResource):
                         ],
                         passable_role_arns=a[1],
                         bucket_arn=a[2],
+                        kms_key_arn=kms_key_arn,
                     )
                 )
             ),
@@ -72,7 +88,7 @@ class Pipeline(pulumi.ComponentResource):
         )
         machine = aws.sfn.StateMachine(
             name,
-            name=STATE_MACHINE_NAME,
+            name=names.state_machine,
             type="STANDARD",
             role_arn=role.arn,
             definition=resolved.apply(lambda args: json.dumps(build_definition(**args))),

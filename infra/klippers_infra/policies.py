@@ -2,6 +2,12 @@
 
 ``Resource: "*"`` appears only for actions that AWS does not scope to a resource:
 ``ecr:GetAuthorizationToken``, CloudWatch Logs log delivery and X-Ray.
+
+Every principal may list the bucket only below its prefixes (an ``s3:prefix`` condition).
+S3 then answers a ``HeadObject``/``GetObject`` of a missing key with 403, not 404, so the
+jobs ask whether a key exists by listing it (:meth:`klippers.storage.S3Storage.exists`).
+``tests/klippers/cloud/test_iam_e2e.py`` runs the real jobs and ``klip cloud``'s storage
+calls under exactly these documents and evaluates every call with AWS's semantics.
 """
 
 from __future__ import annotations
@@ -10,7 +16,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from klippers.contract import SHORTS_CONFIG, SHORTS_DIR, WAREHOUSE_ROOT
+from klippers.contract import (
+    MANIFEST,
+    RECIPE_SUFFIX,
+    SEGMENTS_DIR,
+    SHARED_BACKGROUNDS,
+    SHORTS_CONFIG,
+    SHORTS_DIR,
+    THUMBNAIL_RECIPE,
+    TRANSCRIPT_RECIPE,
+    WAREHOUSE_ROOT,
+    validate_id,
+)
 
 VERSION = "2012-10-17"
 ECS_TASKS_SERVICE = "ecs-tasks.amazonaws.com"
@@ -36,6 +53,11 @@ XRAY_ACTIONS = (
 )
 # Actions that AWS only authorises on ``Resource: "*"``.
 UNSCOPED_ACTIONS = frozenset({"ecr:GetAuthorizationToken", *LOG_DELIVERY_ACTIONS, *XRAY_ACTIONS})
+# What S3 does with the bucket's SSE-KMS key on a caller's behalf: encrypt what it writes,
+# decrypt what it reads (and the parts of a multipart upload).
+KMS_READ_ACTIONS = ("kms:Decrypt",)
+KMS_READ_WRITE_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
+_DNS_SUFFIXES = {"aws-cn": "amazonaws.com.cn"}
 
 Document = dict[str, Any]
 
@@ -75,11 +97,46 @@ def _document(*statements: Document) -> Document:
     return {"Version": VERSION, "Statement": list(statements)}
 
 
-def assume_role_policy(service: str) -> Document:
-    """Trust policy letting ``service`` assume the role."""
-    return _document(
-        {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
-    )
+def assume_role_policy(service: str, source_arn: str | None = None) -> Document:
+    """Trust policy letting ``service`` assume the role.
+
+    With ``source_arn`` (an ARN pattern such as :func:`ecs_tasks_source` gives), the
+    service may assume it only on behalf of matching resources of that ARN's account
+    (``aws:SourceArn`` and ``aws:SourceAccount``): no other account can make the service
+    act with this role (the confused deputy).
+    """
+    statement: Document = {
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": "sts:AssumeRole",
+    }
+    if source_arn is not None:
+        statement["Condition"] = {
+            "StringEquals": {"aws:SourceAccount": _account(source_arn)},
+            "ArnLike": {"aws:SourceArn": source_arn},
+        }
+    return _document(statement)
+
+
+def ecs_tasks_source(cluster_arn: str) -> str:
+    """``aws:SourceArn`` pattern for roles ECS tasks assume: ECS resources of the cluster's
+    account and region (``arn:aws:ecs:REGION:ACCOUNT:*``, as the ECS guide gives it)."""
+    cluster = Arn.parse(cluster_arn)
+    return f"arn:{cluster.partition}:ecs:{cluster.region}:{_account(cluster_arn)}:*"
+
+
+def state_machine_source(account_arn: str, name: str) -> str:
+    """``aws:SourceArn`` of the state machine ``name`` in the account and region of
+    ``account_arn`` (any ARN there, the cluster's say): the role exists before the machine."""
+    arn = Arn.parse(account_arn)
+    return f"arn:{arn.partition}:states:{arn.region}:{_account(account_arn)}:stateMachine:{name}"
+
+
+def _account(arn: str) -> str:
+    account = Arn.parse(arn).account
+    if not (len(account) == 12 and account.isdigit()):
+        raise ValueError(f"{arn}: needs a 12-digit account ID")
+    return account
 
 
 def warehouse_objects(bucket_arn: str) -> str:
@@ -87,20 +144,67 @@ def warehouse_objects(bucket_arn: str) -> str:
     return f"{bucket_arn}/{WAREHOUSE_ROOT}/*"
 
 
-def task_role_policy(bucket_arn: str, *, writes_only_shorts: bool) -> Document:
+def shared_backgrounds(bucket_arn: str) -> str:
+    """ARN pattern of the shared background library ``backgrounds/``."""
+    return f"{bucket_arn}/{SHARED_BACKGROUNDS}/*"
+
+
+def replaced_outputs(bucket_arn: str, *, child: bool) -> list[str]:
+    """What a re-run deletes before it writes again: a child, its short's recipe; the
+    parent, the manifest, its recipes, and stale segment files, shorts and their recipes.
+    Never an input (``original.mp4``, ``shorts_config.json``, ``thumbnail.png``)."""
+    video = f"{bucket_arn}/{WAREHOUSE_ROOT}/*/*"
+    if child:
+        return [f"{video}/{SHORTS_DIR}/*{RECIPE_SUFFIX}"]
+    return [
+        f"{video}/{MANIFEST}",
+        f"{video}/{TRANSCRIPT_RECIPE}",
+        f"{video}/{THUMBNAIL_RECIPE}",
+        f"{video}/{SEGMENTS_DIR}/*",
+        f"{video}/{SHORTS_DIR}/*",
+    ]
+
+
+def _listing(sid: str, bucket_arn: str, prefix: str) -> Document:
+    """``s3:ListBucket`` on the bucket, only for prefixes below ``prefix/``."""
+    return _statement(
+        sid,
+        ["s3:ListBucket"],
+        [bucket_arn],
+        Condition={"StringLike": {"s3:prefix": [f"{prefix}/*"]}},
+    )
+
+
+def kms_statement(key_arn: str, actions: Sequence[str]) -> Document:
+    """Use of the bucket's SSE-KMS key ``key_arn`` (a key ARN, not an alias), through S3 only
+    (``kms:ViaService``)."""
+    key = Arn.parse(key_arn)
+    if key.service != "kms" or not key.resource.startswith("key/"):
+        raise ValueError(
+            f"kmsKeyArn: must be a KMS key ARN (arn:...:kms:...:key/ID), got {key_arn}"
+        )
+    suffix = _DNS_SUFFIXES.get(key.partition, "amazonaws.com")
+    via = {"StringEquals": {"kms:ViaService": f"s3.{key.region}.{suffix}"}}
+    return _statement("UseWarehouseKey", actions, [key_arn], Condition=via)
+
+
+def task_role_policy(
+    bucket_arn: str, *, writes_only_shorts: bool, kms_key_arn: str | None = None
+) -> Document:
     """What a job may do: read and write its warehouse objects, nothing else.
 
-    The parent writes anywhere under the prefix; a child (``writes_only_shorts``) reads
-    anywhere under it but writes only ``.../videos-cropped-stacked/...``.
-    Listing is allowed only below the prefix, so ``HeadObject`` of a missing key answers
-    403 rather than 404 (check existence with ``ListObjectsV2`` and the key as prefix).
+    The parent writes anywhere under the prefix and deletes only what a re-run replaces
+    (:func:`replaced_outputs`); a child (``writes_only_shorts``) reads anywhere under it
+    and in the shared ``backgrounds/``, writes only ``.../videos-cropped-stacked/...`` and
+    deletes only its short's recipe. Listing is allowed only below the prefixes it reads.
+    With ``kms_key_arn`` (the bucket's SSE-KMS key) it may use that key through S3.
     """
     writable = (
         f"{bucket_arn}/{WAREHOUSE_ROOT}/*/*/{SHORTS_DIR}/*"
         if writes_only_shorts
         else warehouse_objects(bucket_arn)
     )
-    return _document(
+    statements = [
         _statement("ReadWarehouse", ["s3:GetObject"], [warehouse_objects(bucket_arn)]),
         _statement(
             "WriteWarehouse",
@@ -108,12 +212,49 @@ def task_role_policy(bucket_arn: str, *, writes_only_shorts: bool) -> Document:
             [writable],
         ),
         _statement(
-            "ListWarehouse",
-            ["s3:ListBucket"],
-            [bucket_arn],
-            Condition={"StringLike": {"s3:prefix": [f"{WAREHOUSE_ROOT}/*"]}},
+            "DeleteStaleOutputs",
+            ["s3:DeleteObject"],
+            replaced_outputs(bucket_arn, child=writes_only_shorts),
         ),
-    )
+        _listing("ListWarehouse", bucket_arn, WAREHOUSE_ROOT),
+    ]
+    if writes_only_shorts:
+        statements += [
+            _statement("ReadSharedBackgrounds", ["s3:GetObject"], [shared_backgrounds(bucket_arn)]),
+            _listing("ListSharedBackgrounds", bucket_arn, SHARED_BACKGROUNDS),
+        ]
+    if kms_key_arn is not None:
+        statements.append(kms_statement(kms_key_arn, KMS_READ_WRITE_ACTIONS))
+    return _document(*statements)
+
+
+def warehouse_user_policy(
+    bucket_arn: str, user_id: str = "*", *, kms_key_arn: str | None = None
+) -> Document:
+    """What a person needs for ``klip cloud upload``, ``download`` and ``status`` in the
+    warehouse: read, write and list the folders of ``user_id``'s videos and nothing else
+    (``"*"``: every user's, for an operator).
+
+    Running and following executions (``run``, ``status``, ``logs``, ``stop``) needs Step
+    Functions and CloudWatch Logs permissions besides, which this document does not grant.
+    Attach it to the person's IAM user, group or role.
+    """
+    if user_id != "*":
+        validate_id(user_id, "user_id")
+    folder = f"{WAREHOUSE_ROOT}/{user_id}"
+    objects = [f"{bucket_arn}/{folder}/*"]
+    statements = [
+        _statement("ReadOwnVideos", ["s3:GetObject"], objects),
+        _statement(
+            "WriteOwnVideos",
+            ["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+            objects,
+        ),
+        _listing("ListOwnVideos", bucket_arn, folder),
+    ]
+    if kms_key_arn is not None:
+        statements.append(kms_statement(kms_key_arn, KMS_READ_WRITE_ACTIONS))
+    return _document(*statements)
 
 
 def execution_role_policy(repository_arn: str, log_group_arn: str) -> Document:
@@ -139,8 +280,10 @@ def state_machine_policy(
     task_definition_arns: Sequence[str],
     passable_role_arns: Sequence[str],
     bucket_arn: str,
+    kms_key_arn: str | None = None,
 ) -> Document:
-    """What ``klippers-step-functions-role`` may do to run the pipeline."""
+    """What ``klippers-step-functions-role`` may do to run the pipeline (with
+    ``kms_key_arn``, decrypt ``shorts_config.json`` under the bucket's SSE-KMS key)."""
     cluster = Arn.parse(cluster_arn)
     cluster_name = cluster.resource.removeprefix("cluster/")
     prefix = f"arn:{cluster.partition}"
@@ -168,6 +311,7 @@ def state_machine_policy(
         ),
         _statement("DeliverLogs", LOG_DELIVERY_ACTIONS, ["*"]),
         _statement("Tracing", XRAY_ACTIONS, ["*"]),
+        *([kms_statement(kms_key_arn, KMS_READ_ACTIONS)] if kms_key_arn else []),
     )
 
 
@@ -181,5 +325,22 @@ def tls_only_bucket_policy(bucket_arn: str) -> Document:
             "Action": "s3:*",
             "Resource": [bucket_arn, f"{bucket_arn}/*"],
             "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }
+    )
+
+
+EVENTS_SERVICE = "events.amazonaws.com"
+
+
+def notification_topic_policy(topic_arn: str, rule_arn: str) -> Document:
+    """Topic policy letting only the execution-status rule ``rule_arn`` publish to the topic."""
+    return _document(
+        {
+            "Sid": "ExecutionStatusRulePublishes",
+            "Effect": "Allow",
+            "Principal": {"Service": EVENTS_SERVICE},
+            "Action": "sns:Publish",
+            "Resource": topic_arn,
+            "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
         }
     )

@@ -53,10 +53,15 @@ def _region(func: F) -> F:
 
 
 def _machine_arn(func: F) -> F:
+    func = click.option(
+        "--stack",
+        help="Pulumi stack whose state machine to use (env KLIPPERS_STACK). "
+        "Default: the only stack deployed in this account and region.",
+    )(func)
     return click.option(
         "--state-machine-arn",
-        help="State machine ARN (stack output stateMachineArn; env KLIPPERS_STATE_MACHINE_ARN). "
-        "Default: find klippers-video-processing by name.",
+        help="State machine ARN (stack output stateMachineArn; env KLIPPERS_STATE_MACHINE_ARN); "
+        "wins over --stack.",
     )(func)
 
 
@@ -156,15 +161,20 @@ def run(
     video: str | None,
     bucket: str | None,
     state_machine_arn: str | None,
+    stack: str | None,
     region: str | None,
 ) -> None:
-    """Start processing an uploaded video (refused while it is already running)."""
+    """Start processing an uploaded video (refused while it is already running).
+
+    After a failed run, a new run renders only what is missing: the parent keeps current
+    segments and each child skips a short that is already current.
+    """
     from klippers.cloud.clients import Clients, video_ref
     from klippers.cloud.executions import find_state_machine, run_bucket, start_run
 
     ref = video_ref(user, video, os.environ)
     clients = Clients.connect(region)
-    machine = find_state_machine(clients.sfn, state_machine_arn, os.environ)
+    machine = find_state_machine(clients.sfn, state_machine_arn, os.environ, stack)
     storage = clients.warehouse(run_bucket(machine, bucket, os.environ))
     started = start_run(clients.sfn, storage, machine, ref)
     follow = f"--user {ref.user_id} --video {ref.video_id}"
@@ -178,6 +188,7 @@ def run(
 def _target(
     region: str | None,
     state_machine_arn: str | None,
+    stack: str | None,
     execution: str | None,
     user: str | None,
     video: str | None,
@@ -187,7 +198,7 @@ def _target(
     from klippers.cloud.executions import find_state_machine, resolve_execution
 
     clients = Clients.connect(region)
-    machine = find_state_machine(clients.sfn, state_machine_arn, os.environ)
+    machine = find_state_machine(clients.sfn, state_machine_arn, os.environ, stack)
     ref = None if execution else video_ref(user, video, os.environ)
     return clients, machine, resolve_execution(clients.sfn, machine, execution, ref)
 
@@ -195,9 +206,22 @@ def _target(
 _EXECUTION = click.argument("execution", required=False)
 
 
+_JOBS_LOG_GROUP = click.option(
+    "--jobs-log-group", help="Fargate jobs' log group (default: the stack's, output jobsLogGroup)."
+)
+
+
 @cloud.command()
 @_EXECUTION
 @_video_options
+@click.option(
+    "--log-lines",
+    type=click.IntRange(min=0, max=100),
+    default=10,
+    show_default=True,
+    help="Last log lines shown for each failed job.",
+)
+@_JOBS_LOG_GROUP
 @_machine_arn
 @_region
 @_cloud_errors
@@ -205,13 +229,20 @@ def status(
     execution: str | None,
     user: str | None,
     video: str | None,
+    log_lines: int,
+    jobs_log_group: str | None,
     state_machine_arn: str | None,
+    stack: str | None,
     region: str | None,
 ) -> None:
-    """Show an execution (ARN or name; default: the video's latest run)."""
+    """Show an execution (ARN or name; default: the video's latest run).
+
+    A failed one shows why: the failing state, each failed job's segment, exit code, ECS
+    stopped reason and last log lines.
+    """
     from klippers.cloud.executions import execution_status, run_bucket
 
-    clients, machine, arn = _target(region, state_machine_arn, execution, user, video)
+    clients, machine, arn = _target(region, state_machine_arn, stack, execution, user, video)
     storage = clients.warehouse(run_bucket(machine, None, os.environ))
     found = execution_status(clients.sfn, storage, arn)
     current = ", ".join(
@@ -228,9 +259,27 @@ def status(
         ("shorts", f"{len(found.shorts)}{expected} in {storage.describe()}{found.ref.prefix}"),
     ]
     if found.error or found.cause:
-        rows += [("error", found.error or "-"), ("cause", found.cause or "-")]
+        rows += [("error", found.error or "-"), ("cause", found.reason or "-")]
     for label, value in rows:
         click.echo(f"{label:<10} {value}")
+    group = jobs_log_group or (machine.names.jobs_log_group if machine.names else None)
+    for failure in found.job_failures:
+        if not failure.recovered or found.status == "RUNNING":
+            _echo_failure(failure, clients.logs, group, log_lines)
+
+
+def _echo_failure(failure: Any, logs: Any, group: str | None, log_lines: int) -> None:
+    """A failed job: what happened, ECS's stopped reason, the task and its last log lines."""
+    from klippers.cloud.logs import last_lines
+
+    click.echo(f"{'failed':<10} {failure.describe()}")
+    if failure.stopped_reason:
+        click.echo(f"{'  stopped':<10} {failure.stopped_reason}")
+    if failure.task_arn:
+        click.echo(f"{'  task':<10} {failure.task_arn}")
+    if group and failure.log_stream and log_lines:
+        for line in last_lines(logs, group, failure.log_stream, log_lines):
+            click.echo(f"{'  log':<10} {line.rstrip()}")
 
 
 @cloud.command(name="list")
@@ -245,6 +294,7 @@ def list_(
     video: str | None,
     limit: int,
     state_machine_arn: str | None,
+    stack: str | None,
     region: str | None,
 ) -> None:
     """List recent executions, newest first."""
@@ -252,7 +302,7 @@ def list_(
     from klippers.cloud.executions import find_state_machine, list_runs
 
     clients = Clients.connect(region)
-    machine = find_state_machine(clients.sfn, state_machine_arn, os.environ)
+    machine = find_state_machine(clients.sfn, state_machine_arn, os.environ, stack)
     runs = list_runs(clients.sfn, machine.arn, user=user, video=video, limit=limit)
     if not runs:
         click.echo("no executions")
@@ -268,7 +318,7 @@ def list_(
 @_video_options
 @click.option("-f", "--follow", is_flag=True, help="Keep polling until the execution ends.")
 @click.option("--poll", type=click.FloatRange(min=1), default=5.0, show_default=True)
-@click.option("--jobs-log-group", help="Fargate jobs' log group (stack output jobsLogGroup).")
+@_JOBS_LOG_GROUP
 @_machine_arn
 @_region
 @_cloud_errors
@@ -280,20 +330,27 @@ def logs(
     poll: float,
     jobs_log_group: str | None,
     state_machine_arn: str | None,
+    stack: str | None,
     region: str | None,
 ) -> None:
     """Print the state machine's and the Fargate tasks' log lines of an execution."""
-    from klippers.aws import JOBS_LOG_GROUP
+    from klippers.cloud.clients import CloudInputError
     from klippers.cloud.logs import log_lines
 
-    clients, _, arn = _target(region, state_machine_arn, execution, user, video)
+    clients, machine, arn = _target(region, state_machine_arn, stack, execution, user, video)
+    names = machine.names
+    jobs_group = jobs_log_group or (names.jobs_log_group if names else None)
+    machine_group = machine.log_group or (names.state_machine_log_group if names else None)
+    if jobs_group is None:
+        raise CloudInputError(f"{machine.name} is not named after a stack: pass --jobs-log-group")
     for line in log_lines(
         clients.sfn,
         clients.logs,
         arn,
+        state_machine_group=machine_group,
+        jobs_group=jobs_group,
         follow=follow,
         poll_seconds=poll,
-        jobs_group=jobs_log_group or JOBS_LOG_GROUP,
     ):
         click.echo(f"{_when(line.time)} {line.source} {line.message.rstrip()}")
 
@@ -309,12 +366,13 @@ def stop(
     user: str | None,
     video: str | None,
     state_machine_arn: str | None,
+    stack: str | None,
     region: str | None,
 ) -> None:
     """Stop a running execution (ARN or name; default: the video's latest run)."""
     from klippers.cloud.executions import stop_run
 
-    clients, _, arn = _target(region, state_machine_arn, execution, user, video)
+    clients, _, arn = _target(region, state_machine_arn, stack, execution, user, video)
     click.echo(f"{arn}: {stop_run(clients.sfn, arn)}")
 
 
@@ -411,6 +469,10 @@ def estimate(
     click.echo(
         f"stack config: parentCpu {best.parent.cpu_units} parentMemory {best.parent.memory_mib} "
         f"childCpu {best.child.cpu_units} childMemory {best.child.memory_mib} (recommended)"
+    )
+    click.echo(
+        f"Fargate vCPU in use at once: up to {chosen.peak_vcpu:g} per running video "
+        f"(service quota '{cost.FARGATE_VCPU_QUOTA}')"
     )
     for note in chosen.notes:
         click.echo(f"note: {note}")

@@ -12,7 +12,14 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from klippers.aws import FARGATE_SIZES, TaskSize, smallest_size
+from klippers.aws import (
+    CHILD_EPHEMERAL_GIB,
+    FARGATE_SIZES,
+    PARENT_EPHEMERAL_GIB,
+    SEED_TASK_SIZE,
+    TaskSize,
+    smallest_size,
+)
 from klippers.cloud.clients import CloudInputError
 
 PRICES_TAKEN = "2026-03"
@@ -60,31 +67,34 @@ VIDEO_MEGABITS_PER_SECOND = 5.0
 """Assumed bitrate of the uploaded 1080p original (the parent downloads all of it)."""
 SHORT_MEGABITS_PER_SECOND = 8.0
 """Bitrate of a cut segment / rendered short (children download one, upload one)."""
-STATE_TRANSITIONS_FIXED = 7
-"""RunParent, ReadConfig, CheckSegmentCount, ListSegments, RenderShorts, Done, + start."""
-STATE_TRANSITIONS_PER_SHORT = 1
+STATE_TRANSITIONS_FIXED = 9
+"""Start, ParentJob, RunParent, ReadConfig, CheckSegmentCount, ListSegments, RenderShorts,
+CheckShorts, Done."""
+STATE_TRANSITIONS_PER_SHORT = 3
+"""ShortJob, RenderShort, ShortRendered."""
 STEP_FUNCTIONS_OVERHEAD_SECONDS = 5.0
 """ReadConfig, Choice, Map scheduling and the ``.sync`` polling between tasks."""
 PARENT_MEMORY_NEED_GB = 4.0
 """Decoding, the ASR model and segment cutting (base model); assumed with margin."""
 CHILD_MEMORY_NEED_GB = 3.0
 """One 1080x1920 render with the background and face tracking; assumed with margin."""
-EPHEMERAL_STORAGE_GB = 100
-"""Task disk configured by the stack (``ephemeralStorageGib``)."""
+PARENT_STORAGE_GB = PARENT_EPHEMERAL_GIB
+CHILD_STORAGE_GB = CHILD_EPHEMERAL_GIB
+"""Task disks the stack configures by default (``parentStorageGib``, ``childStorageGib``)."""
 
 SEED_MINUTES = 30.0
 SEED_DOLLARS = 3.50
 """What the seed's pipeline took for a 1-hour video and 5 shorts (16 vCPU / 64 GB tasks)."""
-SEED_SIZE_VCPU = 16.0
-SEED_SIZE_GB = 64.0
 TARGET_MINUTES_PER_HOUR = 8.0
 TARGET_DOLLARS_PER_HOUR = 0.35
 """Targets for a 1-hour video: <= 8 minutes and <= $0.35."""
+FARGATE_VCPU_QUOTA = "Fargate On-Demand vCPU resource count"
+"""The Service Quotas entry (code L-3032A538) that every running task's vCPUs count against."""
 LATENCY_HEADROOM = 0.75
 """:func:`recommend` keeps the modelled wall time within this share of the target."""
 
 
-def task_dollars(size: TaskSize, seconds: float, storage_gb: float = EPHEMERAL_STORAGE_GB) -> float:
+def task_dollars(size: TaskSize, seconds: float, storage_gb: float = CHILD_STORAGE_GB) -> float:
     """On-demand price of one task of ``size`` running ``seconds`` (one-minute minimum)."""
     hours = max(seconds, FARGATE_MINIMUM_BILLED_SECONDS) / 3600
     extra_storage = max(0.0, storage_gb - FARGATE_INCLUDED_STORAGE_GB)
@@ -96,7 +106,7 @@ def task_dollars(size: TaskSize, seconds: float, storage_gb: float = EPHEMERAL_S
     )
 
 
-SEED_SIZE = TaskSize(SEED_SIZE_VCPU, SEED_SIZE_GB)
+SEED_SIZE = SEED_TASK_SIZE
 
 
 @dataclass(frozen=True)
@@ -144,6 +154,12 @@ class Estimate:
     def child_cpu_seconds(self) -> float:
         """CPU seconds of all children together."""
         return sum(s.cpu_seconds for s in self.stages if s.task == "child") * self.shorts
+
+    @property
+    def peak_vcpu(self) -> float:
+        """Most vCPUs running at once: the parent, or a wave of up to ``max_concurrency``
+        children (they never overlap)."""
+        return max(self.parent.vcpu, min(self.shorts, self.max_concurrency) * self.child.vcpu)
 
     @property
     def target_minutes(self) -> float:
@@ -233,7 +249,9 @@ def estimate(
     child_seconds = sum(s.wall_seconds for s in stages if s.task == "child")
     waves = math.ceil(shorts / max_concurrency)
     wall = STEP_FUNCTIONS_OVERHEAD_SECONDS + parent_seconds + waves * child_seconds
-    fargate = task_dollars(parent, parent_seconds) + shorts * task_dollars(child, child_seconds)
+    fargate = task_dollars(parent, parent_seconds, PARENT_STORAGE_GB) + shorts * task_dollars(
+        child, child_seconds, CHILD_STORAGE_GB
+    )
     transitions = STATE_TRANSITIONS_FIXED + STATE_TRANSITIONS_PER_SHORT * shorts
     notes = []
     if asr_model not in ("tiny.en", "tiny"):

@@ -20,22 +20,39 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from klippers.aws import STATE_MACHINE_ARN_ENV, STATE_MACHINE_NAME
+from klippers.aws import JOB_STREAM_PREFIXES, STACK_ENV, STATE_MACHINE_ARN_ENV, StackNames
 from klippers.cloud.clients import CloudError, CloudInputError, aws_errors, bucket_name
 from klippers.cloud.warehouse import check_inputs
 from klippers.contract import (
     ENV_BUCKET,
+    EXIT_BAD_INPUT,
+    EXIT_FAILURE,
+    EXIT_TRANSIENT,
     SHORTS_DIR,
     ContractError,
     ShortsConfig,
     VideoRef,
     validate_id,
 )
-from klippers.statemachine import INPUT_USER_ID, INPUT_VIDEO_ID, READ_CONFIG, execution_input
+from klippers.statemachine import (
+    CHILD_NAMES,
+    ERROR_BAD_INPUT,
+    ERROR_JOB_FAILED,
+    ERROR_TIMED_OUT,
+    FAILED_SHORTS_FIELD,
+    INPUT_USER_ID,
+    INPUT_VIDEO_ID,
+    OUTCOME_ERROR,
+    OUTCOME_SEGMENT,
+    PARENT_NAMES,
+    READ_CONFIG,
+    RUN_PARENT,
+    execution_input,
+)
 from klippers.storage import Storage, StorageError
 
 EXECUTION_NAME_PREFIX = "klippers"
@@ -63,39 +80,80 @@ class AlreadyRunningError(CloudError):
 
 @dataclass(frozen=True)
 class StateMachine:
-    """A deployed ``klippers-video-processing`` and the bucket its definition reads."""
+    """A deployed ``klippers-<stack>-video-processing`` and what its description tells.
+
+    ``names`` are the stack's resource names when the machine's name is a stack's;
+    ``log_group`` is the log group its logging configuration writes to.
+    """
 
     arn: str
     name: str
     bucket: str | None
+    names: StackNames | None = None
+    log_group: str | None = None
 
 
 def find_state_machine(
-    sfn: Any, arn: str | None = None, environ: Mapping[str, str] | None = None
+    sfn: Any,
+    arn: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    stack: str | None = None,
 ) -> StateMachine:
-    """The state machine by ``arn``, ``KLIPPERS_STATE_MACHINE_ARN``, else by its name."""
-    chosen = arn or (environ or {}).get(STATE_MACHINE_ARN_ENV) or None
+    """The state machine by ``arn`` or ``KLIPPERS_STATE_MACHINE_ARN``, else by the name of
+    ``stack`` or ``KLIPPERS_STACK``, else the only stack's in this account and region."""
+    env = environ or {}
+    chosen = arn or env.get(STATE_MACHINE_ARN_ENV) or None
     if chosen is None:
-        chosen = _state_machine_arn_by_name(sfn)
+        chosen = _state_machine_arn_of_stack(sfn, stack or env.get(STACK_ENV) or None)
     with aws_errors(f"describe state machine {chosen}"):
         described = sfn.describe_state_machine(stateMachineArn=chosen)
     return StateMachine(
         described["stateMachineArn"],
         described["name"],
         _definition_bucket(described.get("definition", "")),
+        StackNames.from_state_machine(described["name"]),
+        _log_group(described.get("loggingConfiguration")),
     )
 
 
-def _state_machine_arn_by_name(sfn: Any) -> str:
+def _state_machine_arn_of_stack(sfn: Any, stack: str | None) -> str:
+    """The ARN of ``stack``'s state machine, or of the only stack's when ``stack`` is None."""
+    wanted = None
+    if stack is not None:
+        try:
+            wanted = StackNames.for_stack(stack).state_machine
+        except ValueError as exc:
+            raise CloudInputError(f"--stack: {exc}") from exc
+    found: dict[str, str] = {}
     with aws_errors("list state machines"):
         for page in sfn.get_paginator("list_state_machines").paginate():
             for machine in page.get("stateMachines", ()):
-                if machine["name"] == STATE_MACHINE_NAME:
-                    return str(machine["stateMachineArn"])
+                name = machine["name"]
+                if name == wanted or (wanted is None and StackNames.from_state_machine(name)):
+                    found[name] = str(machine["stateMachineArn"])
+    if len(found) == 1:
+        return next(iter(found.values()))
+    if found:
+        stacks = ", ".join(sorted(n.slug for n in map(StackNames.from_state_machine, found) if n))
+        raise CloudInputError(
+            f"state machines of several stacks here ({stacks}): choose one with --stack "
+            f"or {STACK_ENV}"
+        )
+    what = f"named {wanted}" if wanted else "of a klippers stack (klippers-STACK-video-processing)"
     raise CloudError(
-        f"no state machine named {STATE_MACHINE_NAME} in this account and region: deploy it "
-        f"(nox -s deploy), or pass --state-machine-arn / set {STATE_MACHINE_ARN_ENV}"
+        f"no state machine {what} in this account and region: deploy it "
+        f"(nox -s deploy), or pass --stack / --state-machine-arn / set {STATE_MACHINE_ARN_ENV}"
     )
+
+
+def _log_group(logging: Mapping[str, Any] | None) -> str | None:
+    """The log group name in a state machine's logging configuration, if any."""
+    for destination in (logging or {}).get("destinations", ()):
+        arn = destination.get("cloudWatchLogsLogGroup", {}).get("logGroupArn", "")
+        _, marker, rest = arn.partition(":log-group:")
+        if marker:
+            return rest.removesuffix(":*")
+    return None
 
 
 def _definition_bucket(definition: str) -> str | None:
@@ -293,9 +351,66 @@ def resolve_execution(
     return latest.arn
 
 
+EXIT_MEANINGS: Mapping[int, str] = {
+    EXIT_FAILURE: "error",
+    EXIT_BAD_INPUT: "bad input",
+    EXIT_TRANSIENT: "transient failure",
+    137: "killed, out of memory?",
+}
+"""What a job's exit code says (``klippers.jobs.runner`` exits with the first three)."""
+ERROR_MEANINGS: Mapping[str, str] = {
+    ERROR_BAD_INPUT: "bad input, not retried",
+    ERROR_TIMED_OUT: "timed out, not retried",
+    ERROR_JOB_FAILED: "failed after its retries",
+}
+"""What the definition's own errors say."""
+_JOB_STATES = {CHILD_NAMES.task, PARENT_NAMES.task}
+_WRAPPERS = {CHILD_NAMES.wrapper, PARENT_NAMES.wrapper}
+_TASK_FAILURES = {
+    "TaskFailed": "taskFailedEventDetails",
+    "TaskTimedOut": "taskTimedOutEventDetails",
+}
+
+
+@dataclass(frozen=True)
+class JobFailure:
+    """The last failed attempt of one job: the parent, or the child of one segment."""
+
+    state: str
+    segment: int | None
+    attempts: int
+    error: str
+    exit_code: int | None
+    stopped_reason: str | None
+    container: str | None
+    task_arn: str | None
+    recovered: bool = False
+    """A later attempt of the same job succeeded."""
+
+    @property
+    def log_stream(self) -> str | None:
+        """The task's ``awslogs`` stream, when the task and its container are known."""
+        if self.task_arn is None or self.container not in JOB_STREAM_PREFIXES:
+            return None
+        task_id = self.task_arn.rpartition("/")[2]
+        return f"{JOB_STREAM_PREFIXES[self.container]}/{self.container}/{task_id}"
+
+    def describe(self) -> str:
+        """One line: which job, how many attempts, the exit code and what it means."""
+        where = self.state if self.segment is None else f"{self.state} segment {self.segment}"
+        tries = f"{self.attempts} failed attempt{'s' if self.attempts > 1 else ''}"
+        if self.exit_code is not None:
+            meaning = EXIT_MEANINGS.get(self.exit_code, "error")
+            what = f"exit {self.exit_code} ({meaning})"
+        else:
+            what = self.error
+        recovered = ", then succeeded" if self.recovered else ""
+        return f"{where}: {what}, {tries}{recovered}"
+
+
 @dataclass(frozen=True)
 class Status:
-    """Where an execution stands and what it produced so far."""
+    """Where an execution stands, why it failed, and what it produced so far."""
 
     arn: str
     name: str
@@ -308,9 +423,14 @@ class Status:
     cause: str | None
     shorts: tuple[str, ...]
     shorts_expected: int | None
+    reason: str | None = None
+    """The cause in a sentence (:func:`describe_cause`)."""
+    failed_segments: tuple[int, ...] = ()
+    job_failures: tuple[JobFailure, ...] = ()
 
 
 def execution_history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+    """Every event of an execution, oldest first."""
     events: list[dict[str, Any]] = []
     with aws_errors(f"execution history of {execution_arn}"):
         for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
@@ -334,14 +454,149 @@ def open_states(events: list[dict[str, Any]]) -> tuple[tuple[str, int], ...]:
     return tuple((name, open_count[name]) for name in order if open_count[name] > 0)
 
 
+def job_failures(events: list[dict[str, Any]]) -> tuple[JobFailure, ...]:
+    """The failed job attempts in an execution's history: the last one of each job.
+
+    Each ``TaskFailed`` cause of ``runTask.sync`` is the ECS task description (exit code,
+    stopped reason, task ARN); a ``TaskTimedOut`` gets the task from its submission.
+    """
+    by_id = {event["id"]: event for event in events}
+    last: dict[tuple[str, int | None], JobFailure] = {}
+    for event in events:
+        entered, submitted = _attempt(event, by_id)
+        if entered is None or entered.get("name") not in _JOB_STATES:
+            continue
+        key = (entered["name"], _segment(entered.get("input")))
+        previous = last.get(key)
+        if event["type"] == "TaskSucceeded":
+            if previous is not None:
+                last[key] = replace(previous, recovered=True)
+            continue
+        details = event.get(_TASK_FAILURES[event["type"]]) or {}
+        task = _task_description(details.get("cause")) or _submitted_task(submitted)
+        last[key] = _job_failure(key, details, task, previous.attempts + 1 if previous else 1)
+    return tuple(sorted(last.values(), key=lambda f: (f.state != RUN_PARENT, f.segment or 0)))
+
+
+def _attempt(
+    event: Mapping[str, Any], by_id: Mapping[int, Mapping[str, Any]]
+) -> tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]:
+    """The ``TaskStateEntered`` details of the attempt ``event`` ends, and its submission."""
+    if event.get("type") not in (*_TASK_FAILURES, "TaskSucceeded"):
+        return None, None
+    submitted = None
+    current = by_id.get(event.get("previousEventId", 0))
+    while current is not None:
+        if current.get("type") == "TaskSubmitted" and submitted is None:
+            submitted = current.get("taskSubmittedEventDetails")
+        if current.get("type") == "TaskStateEntered":
+            return current.get("stateEnteredEventDetails"), submitted
+        current = by_id.get(current.get("previousEventId", 0))
+    return None, None
+
+
+def _job_failure(
+    key: tuple[str, int | None], details: Mapping[str, Any], task: Mapping[str, Any], attempts: int
+) -> JobFailure:
+    containers = task.get("Containers") or [{}]
+    container = containers[0] if isinstance(containers[0], Mapping) else {}
+    exit_code = container.get("ExitCode")
+    return JobFailure(
+        state=key[0],
+        segment=key[1],
+        attempts=attempts,
+        error=str(details.get("error") or "States.TaskFailed"),
+        exit_code=exit_code if isinstance(exit_code, int) else None,
+        stopped_reason=container.get("Reason") or task.get("StoppedReason") or None,
+        container=container.get("Name"),
+        task_arn=task.get("TaskArn"),
+    )
+
+
+def _segment(state_input: Any) -> int | None:
+    document = _json(state_input)
+    segment = document.get("segment") if isinstance(document, Mapping) else None
+    return segment if isinstance(segment, int) and not isinstance(segment, bool) else None
+
+
+def _json(text: Any) -> Any:
+    if not isinstance(text, str):
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _task_description(text: Any) -> Mapping[str, Any] | None:
+    document = _json(text)
+    return document if isinstance(document, Mapping) and "TaskArn" in document else None
+
+
+def _submitted_task(details: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """The task a ``runTask.sync`` submission started (a timed-out attempt has no other)."""
+    document = _json((details or {}).get("output"))
+    tasks = document.get("Tasks") if isinstance(document, Mapping) else None
+    return tasks[0] if isinstance(tasks, list) and tasks and isinstance(tasks[0], Mapping) else {}
+
+
+def describe_cause(cause: str | None) -> tuple[str | None, tuple[int, ...]]:
+    """An execution's failure cause in a sentence, and the segments whose shorts failed.
+
+    The Fail states' causes are JSON: ``{"Error", "Cause"}`` of the caught error (nested
+    when a job re-raised it), or ``{"Error": "Klippers.ShortsFailed", "Shorts": [...]}``.
+    """
+    document = _json(cause)
+    if not isinstance(document, Mapping):
+        return cause, ()
+    shorts = document.get(FAILED_SHORTS_FIELD)
+    if isinstance(shorts, list):
+        return _failed_shorts(shorts)
+    chain = _error_chain(document)
+    meaning = ERROR_MEANINGS.get(chain[0]) if chain else None
+    text = ": ".join(chain)
+    return (f"{text} ({meaning})" if meaning else text) or None, ()
+
+
+def _failed_shorts(shorts: list[Any]) -> tuple[str, tuple[int, ...]]:
+    failed = [
+        (short[OUTCOME_SEGMENT], str(short.get(OUTCOME_ERROR)))
+        for short in shorts
+        if isinstance(short, Mapping) and isinstance(short.get(OUTCOME_SEGMENT), int)
+    ]
+    listed = ", ".join(f"{n} ({ERROR_MEANINGS.get(error, error)})" for n, error in failed)
+    return f"failed shorts: segment {listed}", tuple(n for n, _ in failed)
+
+
+def _error_chain(document: Mapping[str, Any]) -> list[str]:
+    """The error names from the outermost to the original, then what the task said."""
+    chain: list[str] = []
+    current: Any = document
+    while isinstance(current, Mapping) and "Error" in current:
+        chain.append(str(current["Error"]))
+        inner = current.get("Cause")
+        task = _task_description(inner)
+        if task is not None:
+            failure = _job_failure(("", None), {}, task, 1)
+            code = "no exit code" if failure.exit_code is None else f"exit {failure.exit_code}"
+            chain.append(f"{code}, {failure.stopped_reason or 'no stopped reason'}")
+            break
+        current = _json(inner)
+        if not isinstance(current, Mapping) and inner:
+            chain.append(str(inner))
+    return chain
+
+
 def execution_status(sfn: Any, storage: Storage, execution_arn: str) -> Status:
-    """Describe an execution, its open states, failure, and the shorts in the warehouse."""
+    """Describe an execution: open states, why it failed (job by job), shorts so far."""
     with aws_errors(f"describe execution {execution_arn}"):
         described = sfn.describe_execution(executionArn=execution_arn)
     ref = _input_ref(described.get("input", ""), execution_arn)
+    status = described["status"]
+    events = execution_history(sfn, execution_arn) if status != "SUCCEEDED" else []
     current = (
-        open_states(execution_history(sfn, execution_arn))
-        if described["status"] == "RUNNING"
+        tuple((name, count) for name, count in open_states(events) if name not in _WRAPPERS)
+        if status == "RUNNING"
         else ()
     )
     shorts = tuple(
@@ -352,16 +607,22 @@ def execution_status(sfn: Any, storage: Storage, execution_arn: str) -> Status:
         expected: int | None = config.segment_count or None
     except (StorageError, ContractError, UnicodeDecodeError):
         expected = None
+    error = described.get("error") or None
+    cause = described.get("cause") or None
+    reason, failed_segments = describe_cause(cause)
     return Status(
         arn=described["executionArn"],
         name=described["name"],
         ref=ref,
-        status=described["status"],
+        status=status,
         started=described["startDate"],
         stopped=described.get("stopDate"),
         current_states=current,
-        error=described.get("error") or None,
-        cause=(described.get("cause") or None),
+        error=error,
+        cause=cause,
         shorts=shorts,
         shorts_expected=expected,
+        reason=reason,
+        failed_segments=failed_segments,
+        job_failures=job_failures(events),
     )

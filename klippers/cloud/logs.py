@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from klippers.aws import JOB_STREAM_PREFIXES, JOBS_LOG_GROUP, STATE_MACHINE_LOG_GROUP
+from klippers.aws import JOB_STREAM_PREFIXES
 from klippers.cloud.clients import CloudError, aws_errors
 from klippers.cloud.executions import execution_history
 
@@ -131,13 +131,15 @@ def log_lines(
     logs: Any,
     execution_arn: str,
     *,
+    state_machine_group: str | None,
+    jobs_group: str | None,
     follow: bool = False,
     poll_seconds: float = 5.0,
-    state_machine_group: str = STATE_MACHINE_LOG_GROUP,
-    jobs_group: str = JOBS_LOG_GROUP,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator[LogLine]:
     """The execution's state machine log events and its Fargate tasks' log lines, in time order.
+
+    A group given as None is not read (the state machine logs nowhere, say).
 
     With ``follow`` it polls every ``poll_seconds`` until the execution has ended, then
     yields what arrived last and returns.
@@ -149,8 +151,12 @@ def log_lines(
         start_ms = int(described["startDate"].timestamp() * 1000) - 1000
         ended = described["status"] != "RUNNING"
         streams = job_streams(execution_history(sfn, execution_arn))
-        batch = [*_state_machine_lines(logs, state_machine_group, execution_arn, start_ms)]
-        if streams:
+        batch = (
+            [*_state_machine_lines(logs, state_machine_group, execution_arn, start_ms)]
+            if state_machine_group
+            else []
+        )
+        if streams and jobs_group:
             batch.extend(
                 (e["logStreamName"], e)
                 for e in _filter_events(logs, jobs_group, start_ms, streams, None)
@@ -165,3 +171,17 @@ def log_lines(
         if ended or not follow:
             return
         sleep(poll_seconds)
+
+
+def last_lines(logs: Any, group: str, stream: str, count: int = 10) -> list[str]:
+    """The last ``count`` messages of one log stream, oldest first (none if it is missing)."""
+    try:
+        with aws_errors(f"read log stream {group} {stream}"):
+            found = logs.get_log_events(
+                logGroupName=group, logStreamName=stream, limit=count, startFromHead=False
+            )
+    except CloudError as exc:
+        if exc.code == "ResourceNotFoundException":
+            return []
+        raise
+    return [str(event["message"]) for event in found.get("events", ())][-count:]

@@ -9,7 +9,6 @@ current is not rendered again; any change renders it again.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 from collections.abc import Mapping
@@ -25,6 +24,7 @@ from klippers.contract import (
     REFRAMES,
     ShortsConfig,
     VideoRef,
+    background_key,
     parse_segment,
     recipe_digest,
 )
@@ -203,17 +203,15 @@ def _captions(storage: Storage, key: str, workdir: Path) -> Captions:
 
 
 def _background_key(storage: Storage, ref: VideoRef, config: ShortsConfig) -> str | None:
-    """The configured background video: a key in the video's folder, else in the warehouse."""
+    """The configured background video: in the video's folder or the shared ``backgrounds/``
+    (:func:`~klippers.contract.background_key`; any other key is a ContractError)."""
     name = config.background_video
     if not name:
         return None
-    candidates = [name]
-    with contextlib.suppress(ValueError):
-        candidates.insert(0, ref.key(name))
-    for key in candidates:
-        if storage.exists(key):
-            return key
-    raise JobInputError(f"background_video {name!r} is not in the warehouse")
+    key = background_key(ref, name)
+    if not storage.exists(key):
+        raise JobInputError(f"background_video {name!r}: {storage.describe(key)} is missing")
+    return key
 
 
 def caption_style(config: ShortsConfig) -> klipmedia.CaptionStyle:

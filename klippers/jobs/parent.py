@@ -55,6 +55,7 @@ from klippers.storage import (
     StorageKeyNotFoundError,
     content_fingerprint,
     file_sha256,
+    read_if_exists,
 )
 
 log = logging.getLogger(__name__)
@@ -90,19 +91,24 @@ def read_config(storage: Storage, ref: VideoRef) -> ShortsConfig:
 
 
 def read_manifest(storage: Storage, ref: VideoRef) -> dict[str, Any] | None:
-    """The manifest, or None when the parent has not finished."""
-    try:
-        doc: dict[str, Any] = json.loads(storage.read_bytes(ref.manifest))
-    except StorageKeyNotFoundError:
+    """The manifest, or None when the parent has not finished.
+
+    Asked by listing first (:func:`~klippers.storage.read_if_exists`): a task role that may
+    list only below the warehouse prefix gets 403, not 404, for a read of a missing key.
+    """
+    data = read_if_exists(storage, ref.manifest)
+    if data is None:
         return None
+    doc: dict[str, Any] = json.loads(data)
     return doc
 
 
 def read_recipe(storage: Storage, key: str) -> str | None:
     """The digest recorded by the recipe at ``key``; None when missing or unreadable."""
+    data = read_if_exists(storage, key)
     try:
-        return recorded_digest(json.loads(storage.read_bytes(key)))
-    except (StorageKeyNotFoundError, ValueError):
+        return None if data is None else recorded_digest(json.loads(data))
+    except ValueError:
         return None
 
 

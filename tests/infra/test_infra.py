@@ -28,7 +28,15 @@ with warnings.catch_warnings():
     LOADED += (aws.cloudwatch.LogGroup, aws.ec2.SecurityGroup, aws.sfn.StateMachine)
 
 from klippers import contract, statemachine
-from klippers.aws import CHILD_CONTAINER, PARENT_CONTAINER, TaskSize
+from klippers.aws import (
+    CHILD_CONTAINER,
+    PARENT_CONTAINER,
+    RECOMMENDED_CHILD_SIZE,
+    RECOMMENDED_PARENT_SIZE,
+    SEED_TASK_SIZE,
+    StackNames,
+    TaskSize,
+)
 from klippers.contract import DEFAULT_ASR_MODEL
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,6 +49,8 @@ ACCOUNT = "123456789012"
 REGION = "eu-west-1"
 DIGEST = "sha256:" + "d" * 64
 DEFAULT_SUBNETS = ["subnet-0aaa", "subnet-0bbb"]
+STACK = "test"
+NAMES = StackNames.for_stack(STACK)
 
 
 @dataclass
@@ -73,7 +83,8 @@ class Recorder(pulumi.runtime.Mocks):
         elif typ == "awsx:ecr:Image":
             out["imageUri"] = f"{inputs['repositoryUrl']}@{DIGEST}"
         elif typ == "aws:ecs/cluster:Cluster":
-            out.update(name=f"{name}-c1", arn=f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{name}-c1")
+            cluster = inputs.get("name", f"{name}-c1")
+            out.update(name=cluster, arn=f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{cluster}")
         elif typ == "aws:cloudwatch/logGroup:LogGroup":
             out["arn"] = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{inputs['name']}"
         elif typ == "aws:iam/role:Role":
@@ -87,6 +98,10 @@ class Recorder(pulumi.runtime.Mocks):
             rid = "sg-0123abcd"
         elif typ == "aws:sfn/stateMachine:StateMachine":
             out["arn"] = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{inputs['name']}"
+        elif typ == "aws:sns/topic:Topic":
+            out["arn"] = f"arn:aws:sns:{REGION}:{ACCOUNT}:{inputs['name']}"
+        elif typ == "aws:cloudwatch/eventRule:EventRule":
+            out["arn"] = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{inputs['name']}"
         return rid, out
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
@@ -124,10 +139,11 @@ class Run:
     exports: dict[str, Any]
 
 
-def run_program(config: dict[str, str]) -> Run:
-    """Run ``infra/__main__.py`` under fresh mocks with ``config``; wait for every resource."""
+def run_program(config: dict[str, str], stack: str = STACK) -> Run:
+    """Run ``infra/__main__.py`` of ``stack`` under fresh mocks with ``config``; wait for
+    every resource."""
     mocks = Recorder()
-    pulumi.runtime.set_mocks(mocks, project="klippers", stack="test", preview=False)
+    pulumi.runtime.set_mocks(mocks, project="klippers", stack=stack, preview=False)
     pulumi.runtime.set_all_config({f"klippers:{k}": v for k, v in config.items()})
     exports: dict[str, Any] = {}
 
@@ -159,7 +175,7 @@ def custom() -> Run:
             "parentMemory": "32768",
             "childCpu": "4096",
             "childMemory": "16384",
-            "ephemeralStorageGib": "150",
+            "childStorageGib": "150",
             "maxConcurrency": "25",
             "childTimeoutSeconds": "900",
             "logRetentionDays": "7",
@@ -238,7 +254,7 @@ def test_the_program_creates_exactly_these_resources(default: Run) -> None:
 def test_bucket_is_private_encrypted_tls_only_with_upload_cleanup(default: Run) -> None:
     m = default.mocks
     bucket_in, bucket = m.one("aws:s3/bucket:Bucket")
-    assert bucket_in == {"bucketPrefix": "klippers-warehouse-"}
+    assert bucket_in == {"bucketPrefix": "klippers-warehouse-", "forceDestroy": False}
     block, _ = m.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
     assert block == {
         "bucket": bucket["bucket"],
@@ -314,8 +330,8 @@ def _containers(m: Recorder, family: str) -> tuple[dict[str, Any], dict[str, Any
 @pytest.mark.parametrize(
     ("family", "module", "container_name"),
     [
-        ("klippers-parent", contract.PARENT_JOB_MODULE, PARENT_CONTAINER),
-        ("klippers-child", contract.CHILD_JOB_MODULE, CHILD_CONTAINER),
+        (NAMES.parent_family, contract.PARENT_JOB_MODULE, PARENT_CONTAINER),
+        (NAMES.child_family, contract.CHILD_JOB_MODULE, CHILD_CONTAINER),
     ],
 )
 def test_task_definitions_run_the_jobs_on_fargate(
@@ -323,10 +339,14 @@ def test_task_definitions_run_the_jobs_on_fargate(
 ) -> None:
     m = default.mocks
     task, container = _containers(m, family)
-    job = family.removeprefix("klippers-")
-    assert task["cpu"] == "16384"
-    assert task["memory"] == "65536"
-    assert task["ephemeralStorage"] == {"sizeInGib": 100}
+    job = family.removeprefix(f"{NAMES.prefix}-")
+    size, disk = {
+        "parent": (RECOMMENDED_PARENT_SIZE, 100),
+        "child": (RECOMMENDED_CHILD_SIZE, 21),
+    }[job]
+    assert task["cpu"] == str(size.cpu_units)
+    assert task["memory"] == str(size.memory_mib)
+    assert task["ephemeralStorage"] == {"sizeInGib": disk}
     assert task["networkMode"] == "awsvpc"
     assert task["requiresCompatibilities"] == ["FARGATE"]
     assert task["runtimePlatform"] == {
@@ -345,14 +365,17 @@ def test_task_definitions_run_the_jobs_on_fargate(
     }
     logs = container["logConfiguration"]
     assert logs["logDriver"] == "awslogs"
-    assert logs["options"]["awslogs-group"] == "/ecs/klippers-jobs"
+    assert logs["options"]["awslogs-group"] == "/ecs/klippers-test-jobs"
     assert logs["options"]["awslogs-region"] == REGION
     assert logs["options"]["awslogs-stream-prefix"] == job
 
 
 def test_log_groups_have_retention(default: Run) -> None:
     groups = {g["name"]: g for g in default.mocks.of_type("aws:cloudwatch/logGroup:LogGroup")}
-    assert set(groups) == {"/ecs/klippers-jobs", "/aws/stepfunctions/klippers-video-processing"}
+    assert set(groups) == {
+        "/ecs/klippers-test-jobs",
+        "/aws/vendedlogs/states/klippers-test-video-processing",
+    }
     assert all(g["retentionInDays"] == 30 for g in groups.values())
 
 
@@ -370,7 +393,7 @@ def test_roles_trust_only_their_service(default: Run) -> None:
         (statement,) = json.loads(inputs["assumeRolePolicy"])["Statement"]
         assert statement["Action"] == "sts:AssumeRole"
         trusted[inputs.get("name", "")] = statement["Principal"]["Service"]
-    assert trusted.pop("klippers-step-functions-role") == "states.amazonaws.com"
+    assert trusted.pop("klippers-test-step-functions-role") == "states.amazonaws.com"
     assert set(trusted.values()) == {"ecs-tasks.amazonaws.com"}
 
 
@@ -398,7 +421,7 @@ def test_execution_role_pulls_only_this_repository_and_writes_only_job_logs(
     _, repo = default.mocks.one("aws:ecr/repository:Repository")
     assert statements["PullImage"]["Resource"] == [repo["arn"]]
     assert statements["WriteLogs"]["Resource"] == [
-        f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/ecs/klippers-jobs:log-stream:*"
+        f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/ecs/klippers-test-jobs:log-stream:*"
     ]
 
 
@@ -446,7 +469,7 @@ def test_state_machine_role_is_scoped_to_the_two_jobs(default: Run) -> None:
 def test_state_machine_logs_all_and_traces(default: Run) -> None:
     m = default.mocks
     machine, out = m.one("aws:sfn/stateMachine:StateMachine")
-    assert machine["name"] == "klippers-video-processing"
+    assert machine["name"] == "klippers-test-video-processing"
     assert machine["type"] == "STANDARD"
     assert machine["roleArn"] == m.role_arn("klippers-video-processing-role")
     assert machine["loggingConfiguration"] == {
@@ -454,7 +477,7 @@ def test_state_machine_logs_all_and_traces(default: Run) -> None:
         "includeExecutionData": True,
         "logDestination": (
             f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:"
-            "/aws/stepfunctions/klippers-video-processing:*"
+            "/aws/vendedlogs/states/klippers-test-video-processing:*"
         ),
     }
     assert machine["tracingConfiguration"] == {"enabled": True}
@@ -473,26 +496,26 @@ def test_state_machine_receives_the_definition_with_the_real_arns(default: Run) 
         bucket=exports["bucketName"],
     )
     assert json.loads(machine["definition"]) == expected
-    assert exports["clusterArn"] == f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/klippers-c1"
-    assert exports["parentTaskDefinitionArn"].endswith("task-definition/klippers-parent:4")
+    assert exports["clusterArn"] == f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/klippers-test"
+    assert exports["parentTaskDefinitionArn"].endswith("task-definition/klippers-test-parent:4")
 
 
 def test_stack_outputs(default: Run) -> None:
     assert default.exports == {
         "stateMachineArn": (
-            f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:klippers-video-processing"
+            f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:klippers-test-video-processing"
         ),
-        "stateMachineName": "klippers-video-processing",
-        "stateMachineLogGroup": "/aws/stepfunctions/klippers-video-processing",
+        "stateMachineName": "klippers-test-video-processing",
+        "stateMachineLogGroup": "/aws/vendedlogs/states/klippers-test-video-processing",
         "bucketName": "klippers-warehouse-20250101",
-        "clusterArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/klippers-c1",
-        "clusterName": "klippers-c1",
-        "jobsLogGroup": "/ecs/klippers-jobs",
+        "clusterArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/klippers-test",
+        "clusterName": "klippers-test",
+        "jobsLogGroup": "/ecs/klippers-test-jobs",
         "parentTaskDefinitionArn": (
-            f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/klippers-parent:4"
+            f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/klippers-test-parent:4"
         ),
         "childTaskDefinitionArn": (
-            f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/klippers-child:4"
+            f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/klippers-test-child:4"
         ),
         "imageUri": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/klippers-jobs-0f0f@{DIGEST}",
     }
@@ -517,8 +540,8 @@ def test_configured_network_sizes_and_limits_are_applied(custom: Run) -> None:
     assert not [c for c in m.calls if c[0].startswith("aws:ec2/")]
     group, _ = m.one("aws:ec2/securityGroup:SecurityGroup")
     assert group["vpcId"] == "vpc-private"
-    parent, _ = _containers(m, "klippers-parent")
-    child, _ = _containers(m, "klippers-child")
+    parent, _ = _containers(m, NAMES.parent_family)
+    child, _ = _containers(m, NAMES.child_family)
     assert (parent["cpu"], parent["memory"]) == ("8192", "32768")
     assert (child["cpu"], child["memory"]) == ("4096", "16384")
     assert child["ephemeralStorage"] == {"sizeInGib": 150}
@@ -528,7 +551,7 @@ def test_configured_network_sizes_and_limits_are_applied(custom: Run) -> None:
     definition = json.loads(machine["definition"])
     render = definition["States"][statemachine.RENDER_SHORTS]
     assert render["MaxConcurrency"] == 25
-    child_state = render["ItemProcessor"]["States"][statemachine.RENDER_SHORT]
+    child_state = statemachine.all_states(definition)[statemachine.RENDER_SHORT]
     assert child_state["TimeoutSeconds"] == 900
     network = child_state["Parameters"]["NetworkConfiguration"]["AwsvpcConfiguration"]
     assert network == {
@@ -544,7 +567,9 @@ def test_configured_network_sizes_and_limits_are_applied(custom: Run) -> None:
     [
         ({"parentCpu": "16384", "parentMemory": "1024"}, "memory: 1024 MiB"),
         ({"childCpu": "3000"}, "cpu: Fargate allows"),
-        ({"ephemeralStorageGib": "500"}, "ephemeral_gib"),
+        ({"childStorageGib": "500"}, "ephemeral_gib"),
+        ({"sizes": "huge"}, "sizes: must be one of recommended, seed"),
+        ({"notify": "not-an-address"}, "notify: must be an e-mail address"),
         ({"subnetIds": '["subnet-x"]'}, "vpcId: required"),
         ({"maxConcurrency": "5000"}, "max_concurrency"),
     ],
@@ -623,3 +648,193 @@ def test_arn_parsing() -> None:
     )
     with pytest.raises(ValueError, match="not an ARN"):
         policies.Arn.parse("cluster/x")
+
+
+# --- stacks, sizes, destroy and notifications (issue 14) -----------------------------------
+
+
+def _named(run: Run) -> set[str]:
+    """Every physical name the program sets itself (others are auto-named by Pulumi)."""
+    return {
+        inputs[key]
+        for _, _, inputs, _ in run.mocks.resources
+        for key in ("name", "family")
+        if isinstance(inputs.get(key), str)
+    }
+
+
+def test_two_stacks_share_no_resource_name() -> None:
+    dev, prod = run_program({}, "dev"), run_program({}, "prod")
+    assert _named(dev) & _named(prod) == set()
+    assert dev.exports["stateMachineName"] == "klippers-dev-video-processing"
+    assert prod.exports["stateMachineLogGroup"] == (
+        "/aws/vendedlogs/states/klippers-prod-video-processing"
+    )
+    assert prod.exports["jobsLogGroup"] == "/ecs/klippers-prod-jobs"
+
+
+def test_an_awkward_stack_name_gives_valid_bounded_names() -> None:
+    run = run_program({}, "Feature_Branch.With-A-Very-Long-Name-Indeed")
+    names = _named(run)
+    role = next(n for n in names if n.endswith("-step-functions-role"))
+    assert len(role) <= 64
+    for name in names:
+        assert name == name.lower() or name.startswith("/"), name
+        assert all(c.isalnum() or c in "-/" for c in name), name
+
+
+def test_seed_sizes_are_one_switch_and_keys_override_one_unit() -> None:
+    seed = run_program({"sizes": "seed"})
+    for family in (NAMES.parent_family, NAMES.child_family):
+        task, _ = _containers(seed.mocks, family)
+        assert (task["cpu"], task["memory"]) == (
+            str(SEED_TASK_SIZE.cpu_units),
+            str(SEED_TASK_SIZE.memory_mib),
+        )
+    mixed = run_program({"childCpu": "2048", "parentMemory": "20480"})
+    task, _ = _containers(mixed.mocks, NAMES.child_family)
+    assert (task["cpu"], task["memory"]) == ("2048", "4096")  # the least 2 vCPU allow
+    task, _ = _containers(mixed.mocks, NAMES.parent_family)
+    assert (task["cpu"], task["memory"]) == (str(RECOMMENDED_PARENT_SIZE.cpu_units), "20480")
+
+
+def _retained(config: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
+    """``retainOnDelete`` of every registered resource, by type, as the engine receives it."""
+    retained: dict[str, bool] = {}
+    original = pulumi.runtime.mocks.MockMonitor.RegisterResource
+
+    def register(self: Any, request: Any) -> Any:
+        retained[request.type] = retained.get(request.type, False) or request.retainOnDelete
+        return original(self, request)
+
+    monkeypatch.setattr(pulumi.runtime.mocks.MockMonitor, "RegisterResource", register)
+    run_program(config)
+    return retained
+
+
+def test_destroy_deletes_the_image_repository_and_keeps_the_bucket_unless_told(
+    default: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repository, _ = default.mocks.one("aws:ecr/repository:Repository")
+    assert repository["forceDelete"] is True
+    kept = _retained({}, monkeypatch)
+    bucket_types = [t for t in kept if t.startswith("aws:s3/")]
+    assert len(bucket_types) == 6
+    assert all(kept[t] for t in bucket_types)
+    assert not any(kept[t] for t in kept if not t.startswith("aws:s3/"))
+
+    forced = run_program({"forceDestroy": "true"})
+    bucket, _ = forced.mocks.one("aws:s3/bucket:Bucket")
+    assert bucket["forceDestroy"] is True
+    assert not any(_retained({"forceDestroy": "true"}, monkeypatch).values())
+
+
+def test_notifications_publish_every_ended_execution_to_a_subscribed_topic() -> None:
+    run = run_program({"notify": "ops@example.com"})
+    m = run.mocks
+    topic, topic_out = m.one("aws:sns/topic:Topic")
+    assert topic["name"] == NAMES.notifications
+    assert "kmsMasterKeyId" not in topic  # EventBridge cannot use the AWS managed SNS key
+    rule, rule_out = m.one("aws:cloudwatch/eventRule:EventRule")
+    assert json.loads(rule["eventPattern"]) == {
+        "source": ["aws.states"],
+        "detail-type": ["Step Functions Execution Status Change"],
+        "detail": {
+            "status": ["SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"],
+            "stateMachineArn": [run.exports["stateMachineArn"]],
+        },
+    }
+    target, _ = m.one("aws:cloudwatch/eventTarget:EventTarget")
+    assert (target["rule"], target["arn"]) == (rule["name"], topic_out["arn"])
+    policy_in, _ = m.one("aws:sns/topicPolicy:TopicPolicy")
+    assert policy_in["arn"] == topic_out["arn"]
+    (statement,) = json.loads(policy_in["policy"])["Statement"]
+    assert statement == {
+        "Sid": "ExecutionStatusRulePublishes",
+        "Effect": "Allow",
+        "Principal": {"Service": "events.amazonaws.com"},
+        "Action": "sns:Publish",
+        "Resource": topic_out["arn"],
+        "Condition": {"ArnEquals": {"aws:SourceArn": rule_out["arn"]}},
+    }
+    subscription, _ = m.one("aws:sns/topicSubscription:TopicSubscription")
+    assert subscription == {
+        "topic": topic_out["arn"],
+        "protocol": "email",
+        "endpoint": "ops@example.com",
+    }
+    assert run.exports["notificationTopicArn"] == topic_out["arn"]
+
+
+@pytest.mark.parametrize(
+    ("subscriber", "protocol"),
+    [
+        (f"arn:aws:sqs:{REGION}:{ACCOUNT}:klippers-events", "sqs"),
+        (f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:on-klippers", "lambda"),
+    ],
+)
+def test_notifications_subscribe_a_queue_or_function_by_arn(subscriber: str, protocol: str) -> None:
+    run = run_program({"notify": subscriber})
+    subscription, _ = run.mocks.one("aws:sns/topicSubscription:TopicSubscription")
+    assert (subscription["protocol"], subscription["endpoint"]) == (protocol, subscriber)
+
+
+# --- trust conditions and the warehouse key -------------------------------------------------
+
+
+def test_roles_trust_their_service_only_for_this_account_and_source(default: Run) -> None:
+    sources = {}
+    for inputs in default.mocks.of_type("aws:iam/role:Role"):
+        (statement,) = json.loads(inputs["assumeRolePolicy"])["Statement"]
+        assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": ACCOUNT}
+        (source,) = statement["Condition"]["ArnLike"].values()
+        sources.setdefault(statement["Principal"]["Service"], set()).add(source)
+    assert sources == {
+        "ecs-tasks.amazonaws.com": {f"arn:aws:ecs:{REGION}:{ACCOUNT}:*"},
+        "states.amazonaws.com": {default.exports["stateMachineArn"]},
+    }
+
+
+KMS_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0f0f0f0f-1111-2222-3333-444455556666"
+
+
+def test_a_warehouse_key_encrypts_the_bucket_and_is_granted_through_s3() -> None:
+    run = run_program({"kmsKeyArn": KMS_KEY})
+    m = run.mocks
+    (sse,) = m.of_type(
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+    )
+    assert sse["rules"] == [
+        {
+            "applyServerSideEncryptionByDefault": {
+                "sseAlgorithm": "aws:kms",
+                "kmsMasterKeyId": KMS_KEY,
+            },
+            "bucketKeyEnabled": True,
+        }
+    ]
+    bucket_arn = f"arn:aws:s3:::{run.exports['bucketName']}"
+    for job, child in (("parent", False), ("child", True)):
+        document = m.policy(f"klippers-{job}-task")
+        assert document == policies.task_role_policy(
+            bucket_arn, writes_only_shorts=child, kms_key_arn=KMS_KEY
+        )
+    machine = _statements(m.policy("klippers-video-processing-role"))["UseWarehouseKey"]
+    assert machine["Action"] == ["kms:Decrypt"]
+    assert machine["Resource"] == [KMS_KEY]
+    assert machine["Condition"] == {
+        "StringEquals": {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}
+    }
+    for inputs in m.of_type("aws:iam/rolePolicy:RolePolicy"):
+        assert_least_privilege(json.loads(inputs["policy"]))
+
+
+def test_without_a_key_no_role_may_use_kms(default: Run) -> None:
+    for inputs in default.mocks.of_type("aws:iam/rolePolicy:RolePolicy"):
+        actions = [a for s in json.loads(inputs["policy"])["Statement"] for a in s["Action"]]
+        assert not [a for a in actions if a.startswith("kms:")]
+
+
+def test_a_key_alias_is_refused() -> None:
+    with pytest.raises(ValueError, match="kmsKeyArn: must be a KMS key ARN"):
+        run_program({"kmsKeyArn": f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/warehouse"})

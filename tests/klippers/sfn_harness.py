@@ -11,8 +11,12 @@ executed. Four gaps between moto and AWS are bridged here, nowhere else:
 2. ECS never runs containers: ``RunTask`` here calls the Python job registered for the
    task definition's family with the task's environment (container definition plus the
    overrides), in the server's request thread, so Map iterations run concurrently.
-3. moto reports any STOPPED task as success; here a job that raised leaves its container
-   with exit code 1 and the ``.sync`` wait fails with ``States.TaskFailed``, as on AWS.
+3. moto reports any STOPPED task as success. Here the job's exit code is the container's:
+   ``SystemExit(code)`` gives ``code``, any other exception the code ``python -m
+   klippers.parent|child`` would exit with (:func:`klippers.jobs.runner.exit_code`, its
+   message logged to the task's stream of the jobs' log group), :class:`NeverStarted` no
+   exit code. A non-zero or missing exit code fails the ``.sync`` wait with
+   ``States.TaskFailed`` and the task description as compact JSON in the cause, as on AWS.
 4. A retried ``.sync`` task in moto also waits on the task-token endpoint of the attempt
    before, which is already interrupted, so the retry ends in ``States.Timeout`` at once.
    ``runTask.sync`` never uses a task token: the harness waits on the task alone.
@@ -60,13 +64,18 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 
 from klippers import aws, statemachine
+from klippers.contract import EXIT_FAILURE, EXIT_OK
+from klippers.jobs import runner
 
 REGION = "us-east-1"
+ACCOUNT = "123456789012"
 BUCKET = "klippers-harness-warehouse"
-PARENT_FAMILY = "klippers-parent"
-CHILD_FAMILY = "klippers-child"
+NAMES = aws.StackNames.for_stack("harness")
+PARENT_FAMILY = NAMES.parent_family
+CHILD_FAMILY = NAMES.child_family
 
-Job = Callable[[Mapping[str, str]], None]
+Job = Callable[[Mapping[str, str]], object]
+STOPPED_REASON = "Essential container in task exited"
 
 
 # --- 1. botocore shape normalisation ---------------------------------------------------------
@@ -112,17 +121,23 @@ def _normalise_response(
 
 @dataclass(frozen=True)
 class JobRun:
-    """One job run: its task definition family and environment."""
+    """One job run: its task definition family, environment and container exit code."""
 
     family: str
     env: dict[str, str]
-    ok: bool
+    exit_code: int | None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the job exited with 0."""
+        return self.exit_code == EXIT_OK
 
 
 @dataclass(frozen=True)
 class Execution:
     """The end of one execution."""
 
+    arn: str
     status: str
     error: str | None
     cause: str | None
@@ -164,7 +179,8 @@ class Harness:
     # --- setup ---------------------------------------------------------------------------
 
     def provision(self, **definition_args: Any) -> dict[str, Any]:
-        """Create bucket, network, cluster, task definitions and the state machine."""
+        """Create bucket, network, cluster, task definitions, log groups and the state
+        machine, named as the Pulumi stack ``harness`` names them."""
         self.client("s3").create_bucket(Bucket=BUCKET)
         ec2 = self.client("ec2")
         vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
@@ -172,7 +188,7 @@ class Harness:
         subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
         group = ec2.create_security_group(GroupName="jobs", Description="jobs", VpcId=vpc)
         ecs = self.client("ecs")
-        cluster = ecs.create_cluster(clusterName="klippers")["cluster"]["clusterArn"]
+        cluster = ecs.create_cluster(clusterName=NAMES.cluster)["cluster"]["clusterArn"]
         task_definitions = {
             family: ecs.register_task_definition(
                 family=family,
@@ -194,8 +210,14 @@ class Harness:
                 (CHILD_FAMILY, aws.CHILD_CONTAINER),
             )
         }
+        logs = self.client("logs")
+        for log_group in (NAMES.state_machine_log_group, NAMES.jobs_log_group):
+            logs.create_log_group(logGroupName=log_group)
+        state_machine_logs = (
+            f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{NAMES.state_machine_log_group}:*"
+        )
         role = self.client("iam").create_role(
-            RoleName="klippers-step-functions-role",
+            RoleName=NAMES.state_machine_role,
             AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
         )["Role"]["Arn"]
         definition = statemachine.build_definition(
@@ -208,9 +230,14 @@ class Harness:
             **definition_args,
         )
         self.state_machine_arn = self.client("stepfunctions").create_state_machine(
-            name=aws.STATE_MACHINE_NAME,
+            name=NAMES.state_machine,
             definition=json.dumps(definition),
             roleArn=role,
+            loggingConfiguration={
+                "level": "ALL",
+                "includeExecutionData": True,
+                "destinations": [{"cloudWatchLogsLogGroup": {"logGroupArn": state_machine_logs}}],
+            },
         )["stateMachineArn"]
         return definition
 
@@ -218,16 +245,24 @@ class Harness:
 
     def execute(self, execution_input: dict[str, str], timeout: float = 60) -> Execution:
         """Start an execution and wait for it to end."""
-        sfn = self.client("stepfunctions")
-        arn = sfn.start_execution(
+        arn = self.client("stepfunctions").start_execution(
             stateMachineArn=self.state_machine_arn, input=json.dumps(execution_input)
         )["executionArn"]
+        return self.wait(arn, timeout)
+
+    def wait(self, execution_arn: str, timeout: float = 60) -> Execution:
+        """Wait for an execution to end."""
+        sfn = self.client("stepfunctions")
         deadline = time.monotonic() + timeout
-        while (described := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+        while (described := sfn.describe_execution(executionArn=execution_arn))[
+            "status"
+        ] == "RUNNING":
             if time.monotonic() > deadline:
                 raise TimeoutError(f"execution still running after {timeout} s")
             time.sleep(0.05)
-        return Execution(described["status"], described.get("error"), described.get("cause"))
+        return Execution(
+            execution_arn, described["status"], described.get("error"), described.get("cause")
+        )
 
     def runs_of(self, family: str) -> list[JobRun]:
         """Job runs of one task definition family, in start order."""
@@ -246,17 +281,53 @@ class Harness:
             self.max_concurrent[family] = max(
                 self.max_concurrent.get(family, 0), self._running[family]
             )
-        ok = False
-        try:
-            self.jobs[family](env)
-            ok = True
-        except Exception as exc:  # a failing job stops its container with exit code 1
-            task.stopped_reason = f"Essential container in task exited: {exc}"
-        finally:
-            with self._lock:
-                self._running[family] -= 1
-                self.runs.append(JobRun(family, env, ok))
-        task.containers[0].exitCode = 0 if ok else 1
+        ended = _run(self.jobs[family], env)
+        with self._lock:
+            self._running[family] -= 1
+            self.runs.append(JobRun(family, env, ended.exit_code))
+        container = task.containers[0]
+        container.exitCode = ended.exit_code
+        task.stopped_reason = ended.stopped_reason
+        if ended.log_line is not None:
+            stream = f"{aws.JOB_STREAM_PREFIXES[container.name]}/{container.name}/{task.id}"
+            self._log(stream, ended.log_line)
+
+    def _log(self, stream: str, message: str) -> None:
+        """Write ``message`` to the jobs' log group, as ``awslogs`` ships a container's stderr."""
+        logs = self.client("logs")
+        logs.create_log_stream(logGroupName=NAMES.jobs_log_group, logStreamName=stream)
+        logs.put_log_events(
+            logGroupName=NAMES.jobs_log_group,
+            logStreamName=stream,
+            logEvents=[{"timestamp": int(time.time() * 1000), "message": message}],
+        )
+
+
+class NeverStarted(Exception):
+    """Raised by a stand-in job: the container never ran (say, its image could not be pulled)."""
+
+
+@dataclass(frozen=True)
+class _Ended:
+    exit_code: int | None
+    stopped_reason: str
+    log_line: str | None
+
+
+def _run(job: Job, env: Mapping[str, str]) -> _Ended:
+    """Run ``job``: its container's exit code as ``klippers.jobs.runner`` maps a failure,
+    ECS's stopped reason, and the error line the job's entry point would log."""
+    try:
+        job(env)
+    except NeverStarted as exc:
+        return _Ended(None, f"CannotPullContainerError: {exc}", None)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else EXIT_FAILURE
+        return _Ended(code, STOPPED_REASON, None)
+    except Exception as exc:
+        line = json.dumps({"level": "ERROR", "message": f"job failed: {exc}"})
+        return _Ended(runner.exit_code(exc), STOPPED_REASON, line)
+    return _Ended(EXIT_OK, STOPPED_REASON, None)
 
 
 # --- 2 and 3: jobs run by RunTask, failures reach the .sync wait ---------------------------
@@ -280,7 +351,7 @@ def _failing_sync(original: Callable[..., Any]) -> Callable[..., Any]:
 
         def resolver() -> Any:
             task = resolve()
-            if task and any(c.get("ExitCode", 0) != 0 for c in task.get("Containers", [])):
+            if task and any(c.get("ExitCode") != 0 for c in task.get("Containers", [])):
                 raise FailureEventException(
                     FailureEvent(
                         env=env,
@@ -289,7 +360,7 @@ def _failing_sync(original: Callable[..., Any]) -> Callable[..., Any]:
                         event_details=EventDetails(
                             taskFailedEventDetails=TaskFailedEventDetails(
                                 error=StatesErrorNameType.StatesTaskFailed.to_name(),
-                                cause=json.dumps(task, default=str),
+                                cause=json.dumps(task, separators=(",", ":"), default=str),
                                 resource="runTask.sync",
                                 resourceType="ecs",
                             )

@@ -46,7 +46,11 @@ def _states(definition: dict[str, Any]) -> dict[str, Any]:
 
 
 def _child(definition: dict[str, Any]) -> dict[str, Any]:
-    return _states(definition)[sm.RENDER_SHORTS]["ItemProcessor"]["States"][sm.RENDER_SHORT]
+    return sm.all_states(definition)[sm.RENDER_SHORT]
+
+
+def _parent(definition: dict[str, Any]) -> dict[str, Any]:
+    return sm.all_states(definition)[sm.RUN_PARENT]
 
 
 def _env(task: dict[str, Any]) -> dict[str, str]:
@@ -62,17 +66,18 @@ def test_the_happy_path_visits_the_states_in_order(definition: dict[str, Any]) -
     path = [definition["StartAt"]]
     while "Next" in _states(definition)[path[-1]]:
         path.append(_next_of(definition, path[-1]))
-    assert path == [sm.RUN_PARENT, sm.READ_CONFIG, sm.CHECK_SEGMENT_COUNT]
+    assert path == [sm.PARENT_JOB, sm.READ_CONFIG, sm.CHECK_SEGMENT_COUNT]
     choice = _states(definition)[sm.CHECK_SEGMENT_COUNT]
     assert choice["Choices"][0]["Next"] == sm.LIST_SEGMENTS
     assert _next_of(definition, sm.LIST_SEGMENTS) == sm.RENDER_SHORTS
-    assert _next_of(definition, sm.RENDER_SHORTS) == sm.DONE
+    assert _next_of(definition, sm.RENDER_SHORTS) == sm.CHECK_SHORTS
+    assert _states(definition)[sm.CHECK_SHORTS]["Default"] == sm.DONE
     assert _states(definition)[sm.DONE] == {"Type": "Succeed"}
     assert definition["TimeoutSeconds"] == sm.DEFAULT_EXECUTION_TIMEOUT_SECONDS
 
 
 def test_parent_runs_on_fargate_with_the_video_environment(definition: dict[str, Any]) -> None:
-    parent = _states(definition)[sm.RUN_PARENT]
+    parent = _parent(definition)
     assert parent["Resource"] == "arn:aws:states:::ecs:runTask.sync"
     params = parent["Parameters"]
     assert params["Cluster"] == ARGS["cluster_arn"]
@@ -93,19 +98,63 @@ def test_parent_runs_on_fargate_with_the_video_environment(definition: dict[str,
     assert parent["ResultPath"] is None
 
 
-def test_parent_retries_transient_errors_and_then_fails_by_name(
+@pytest.mark.parametrize(
+    ("wrapper", "names", "caught_by"),
+    [
+        (sm.PARENT_JOB, sm.PARENT_NAMES, sm.PARENT_TASK_FAILED),
+        (sm.SHORT_JOB, sm.CHILD_NAMES, sm.SHORT_FAILED),
+    ],
+)
+def test_each_job_retries_only_job_failures_30_then_60_seconds(
+    definition: dict[str, Any], wrapper: str, names: sm.JobStates, caught_by: str
+) -> None:
+    """Retry matches error names only, so a Choice turns the exit code into one."""
+    job = sm.all_states(definition)[wrapper]
+    assert job["Type"] == "Parallel"
+    (retry,) = job["Retry"]
+    assert retry["ErrorEquals"] == [sm.ERROR_JOB_FAILED]
+    assert (retry["IntervalSeconds"], retry["MaxAttempts"], retry["BackoffRate"]) == (30, 2, 2.0)
+    assert job["Catch"] == [
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": caught_by}
+    ]
+    (branch,) = job["Branches"]
+    task = branch["States"][names.task]
+    assert "Retry" not in task
+    assert task["Catch"] == [
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": names.check_exit}
+    ]
+    fails = {
+        state["Error"]: state["CausePath"]
+        for state in branch["States"].values()
+        if state["Type"] == "Fail"
+    }
+    assert fails == dict.fromkeys(
+        [sm.ERROR_BAD_INPUT, sm.ERROR_TIMED_OUT, sm.ERROR_JOB_FAILED],
+        "States.JsonToString($.error)",
+    )
+
+
+def test_bad_input_is_recognised_by_the_job_exit_code_in_the_cause(
     definition: dict[str, Any],
 ) -> None:
-    parent = _states(definition)[sm.RUN_PARENT]
-    retried = {e for r in parent["Retry"] for e in r["ErrorEquals"]}
-    assert {"ECS.AmazonECSException", "ECS.ServerException", "States.TaskFailed"} <= retried
-    assert "States.ALL" not in retried
-    assert sum(r["MaxAttempts"] for r in parent["Retry"] if "States.TaskFailed" in r["ErrorEquals"])
-    assert parent["Catch"] == [
-        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "ParentTaskFailed"}
-    ]
-    assert _states(definition)["ParentTaskFailed"]["Type"] == "Fail"
-    assert _states(definition)["ParentTaskFailed"]["Error"] == "ParentTaskFailed"
+    check = sm.all_states(definition)[sm.PARENT_NAMES.check_exit]
+    (patterns,) = [rule["Or"] for rule in check["Choices"] if "Or" in rule]
+    assert {rule["StringMatches"] for rule in patterns} == {
+        f'*"ExitCode":{contract.EXIT_BAD_INPUT},*',
+        f'*"ExitCode":{contract.EXIT_BAD_INPUT}}}*',
+        f'*"ExitCode": {contract.EXIT_BAD_INPUT},*',
+        f'*"ExitCode": {contract.EXIT_BAD_INPUT}}}*',
+    }
+    assert check["Default"] == sm.PARENT_NAMES.attempt_failed
+
+
+def test_fail_states_report_the_caught_error(definition: dict[str, Any]) -> None:
+    for name in (sm.PARENT_TASK_FAILED, sm.READ_CONFIG_FAILED, sm.CHILD_TASKS_FAILED):
+        assert _states(definition)[name] == {
+            "Type": "Fail",
+            "Error": name,
+            "CausePath": "States.JsonToString($.error)",
+        }
 
 
 def test_config_is_read_from_the_contract_key_and_parsed(definition: dict[str, Any]) -> None:
@@ -124,53 +173,6 @@ def test_config_is_read_from_the_contract_key_and_parsed(definition: dict[str, A
     assert _states(definition)["ReadConfigFailed"]["Type"] == "Fail"
 
 
-def _holds(rule: dict[str, Any], doc: dict[str, Any]) -> bool:
-    """Evaluate the Choice rule operators the definition uses (anything else is an error)."""
-    if "And" in rule:
-        return all(_holds(r, doc) for r in rule["And"])
-    path = rule["Variable"].removeprefix("$.").split(".")
-    value: Any = doc
-    for part in path:
-        if not isinstance(value, dict) or part not in value:
-            return rule.get("IsPresent") is False
-        value = value[part]
-    numeric = isinstance(value, int | float) and not isinstance(value, bool)
-    (operator,) = (k for k in rule if k not in ("Variable", "Next"))
-    operand = rule[operator]
-    checks = {
-        "IsPresent": lambda: operand is True,
-        "IsNumeric": lambda: numeric is operand,
-        "NumericEquals": lambda: numeric and value == operand,
-        "NumericGreaterThanEquals": lambda: numeric and value >= operand,
-        "NumericLessThanEquals": lambda: numeric and value <= operand,
-    }
-    return bool(checks[operator]())
-
-
-def _choose(definition: dict[str, Any], config: dict[str, Any]) -> str:
-    choice = _states(definition)[sm.CHECK_SEGMENT_COUNT]
-    doc = {"shorts": {"config": config}}
-    return next((r["Next"] for r in choice["Choices"] if _holds(r, doc)), choice["Default"])
-
-
-@pytest.mark.parametrize(
-    ("config", "target"),
-    [
-        ({"segment_count": 0}, sm.DONE),
-        ({"segment_count": 1}, sm.LIST_SEGMENTS),
-        ({"segment_count": 50}, sm.LIST_SEGMENTS),
-        ({"segment_count": 51}, sm.INVALID_SEGMENT_COUNT),
-        ({"segment_count": -1}, sm.INVALID_SEGMENT_COUNT),
-        ({"segment_count": "3"}, sm.INVALID_SEGMENT_COUNT),
-        ({}, sm.INVALID_SEGMENT_COUNT),
-    ],
-)
-def test_segment_count_zero_succeeds_without_reaching_the_map(
-    definition: dict[str, Any], config: dict[str, Any], target: str
-) -> None:
-    assert _choose(definition, config) == target
-
-
 def test_segments_come_from_array_range_of_segment_count(definition: dict[str, Any]) -> None:
     listing = _states(definition)[sm.LIST_SEGMENTS]
     assert listing["Parameters"] == {
@@ -184,7 +186,7 @@ def test_map_runs_children_with_bounded_concurrency(definition: dict[str, Any]) 
     assert render["Type"] == "Map"
     assert render["MaxConcurrency"] == 4
     assert render["ItemSelector"]["segment.$"] == "$$.Map.Item.Value"
-    assert render["ResultPath"] is None
+    assert render["ResultPath"] == "$.rendered"
     assert render["Catch"][0]["Next"] == "ChildTasksFailed"
     assert _states(definition)["ChildTasksFailed"]["Type"] == "Fail"
     child = _child(definition)
@@ -202,17 +204,23 @@ def test_map_runs_children_with_bounded_concurrency(definition: dict[str, Any]) 
     assert child["End"] is True
 
 
-def test_child_retry_waits_30_then_60_seconds(definition: dict[str, Any]) -> None:
-    (retry,) = _child(definition)["Retry"]
-    assert "States.TaskFailed" in retry["ErrorEquals"]
-    assert (retry["IntervalSeconds"], retry["MaxAttempts"], retry["BackoffRate"]) == (30, 2, 2.0)
-    waits = [retry["IntervalSeconds"] * retry["BackoffRate"] ** i for i in range(2)]
-    assert waits == [30, 60]
+def test_every_child_ends_in_an_outcome_so_no_failure_stops_the_map(
+    definition: dict[str, Any],
+) -> None:
+    processor = _states(definition)[sm.RENDER_SHORTS]["ItemProcessor"]["States"]
+    assert processor[sm.SHORT_JOB]["Next"] == sm.SHORT_RENDERED
+    assert processor[sm.SHORT_JOB]["Catch"][0]["ErrorEquals"] == ["States.ALL"]
+    assert processor[sm.SHORT_RENDERED]["Parameters"] == {"segment.$": "$.segment", "failed": False}
+    assert processor[sm.SHORT_FAILED]["Parameters"] == {
+        "segment.$": "$.segment",
+        "failed": True,
+        "error.$": "$.error.Error",
+    }
+    assert all(processor[s]["End"] for s in (sm.SHORT_RENDERED, sm.SHORT_FAILED))
 
 
 def test_every_task_has_a_timeout(definition: dict[str, Any]) -> None:
-    tasks = [s for s in _states(definition).values() if s["Type"] == "Task"]
-    tasks.append(_child(definition))
+    tasks = [s for s in sm.all_states(definition).values() if s["Type"] == "Task"]
     assert len(tasks) == 3
     assert all(isinstance(t["TimeoutSeconds"], int) and t["TimeoutSeconds"] > 0 for t in tasks)
 
@@ -278,7 +286,7 @@ def test_names_come_from_the_contract_module_not_copies() -> None:
         cwd=Path(__file__).resolve().parents[2],
     )
     renamed = json.loads(result.stdout)
-    child = renamed["States"][sm.RENDER_SHORTS]["ItemProcessor"]["States"][sm.RENDER_SHORT]
+    child = sm.all_states(renamed)[sm.RENDER_SHORT]
     assert set(_env(child)) == {"USER_ID", "VIDEO_ID", "SEG_RENAMED", contract.ENV_BUCKET}
     key = renamed["States"][sm.READ_CONFIG]["Parameters"]["Key.$"]
     assert "'root_renamed/{}/{}/renamed.json'" in key
@@ -305,7 +313,7 @@ def test_the_built_definition_passes_asl_validator(
 
 
 def _break_missing_target(d: dict[str, Any]) -> None:
-    d["States"][sm.RUN_PARENT]["Catch"][0]["Next"] = "NoSuchState"
+    d["States"][sm.PARENT_JOB]["Catch"][0]["Next"] = "NoSuchState"
 
 
 def _break_unreachable(d: dict[str, Any]) -> None:
@@ -321,7 +329,16 @@ def _break_type(d: dict[str, Any]) -> None:
 
 
 def _break_child_end(d: dict[str, Any]) -> None:
-    del d["States"][sm.RENDER_SHORTS]["ItemProcessor"]["States"][sm.RENDER_SHORT]["End"]
+    del sm.all_states(d)[sm.SHORT_RENDERED]["End"]
+
+
+def _break_filter(d: dict[str, Any]) -> None:
+    d["States"][sm.REPORT_FAILED_SHORTS]["Parameters"]["Shorts.$"] = "$.rendered[?(@.failed"
+
+
+def _break_exit_pattern(d: dict[str, Any]) -> None:
+    check = sm.all_states(d)[sm.CHILD_NAMES.check_exit]
+    next(r for r in check["Choices"] if "Or" in r)["Or"][0]["StringMatches"] = 2
 
 
 @pytest.mark.parametrize(
@@ -331,7 +348,9 @@ def _break_child_end(d: dict[str, Any]) -> None:
         (_break_unreachable, "Orphan is not reachable"),
         (_break_intrinsic, "numbers.$"),
         (_break_type, "MaxConcurrency"),
-        (_break_child_end, "RenderShort"),
+        (_break_child_end, "ShortRendered"),
+        (_break_filter, "Shorts.$"),
+        (_break_exit_pattern, "StringMatches"),
     ],
 )
 def test_a_broken_definition_fails_asl_validator(

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import itertools
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -663,3 +664,117 @@ def test_local_write_onto_a_file_used_as_folder_is_a_storage_error(tmp_path: Pat
     with pytest.raises(StorageError, match=r"a\.txt/b\.txt"):
         store.write_bytes("a.txt/b.txt", b"b")
     assert store.list("a.txt/") == []
+
+
+# --- S3 under a least-privilege role ---------------------------------------------------------
+# A role that may list only below a prefix gets 403 (not 404) for a read of a missing key,
+# so the S3 storage asks by listing, and a denial names the key and the missing permission.
+
+ARN = "arn:aws:s3:::bucket"
+
+
+def _operations(store: S3Storage) -> list[str]:
+    seen: list[str] = []
+    store.client.meta.events.register(
+        "before-call.s3", lambda model, **kwargs: seen.append(model.name)
+    )
+    return seen
+
+
+def test_s3_asks_whether_a_key_exists_by_listing_it(
+    aws_env: None, s3_endpoint: str, bucket: str
+) -> None:
+    store = S3Storage(bucket, prefix="runs/42", endpoint_url=s3_endpoint)
+    store.write_bytes(f"{KEY}.json", b"{}")  # a longer key with the key as prefix
+    seen = _operations(store)
+    assert not store.exists(KEY)
+    assert store.fingerprint(KEY) is None
+    assert storage_module.read_if_exists(store, KEY) is None
+    assert seen == ["ListObjectsV2"] * 3, "a missing key is never read"
+    store.write_bytes(KEY, b"content")
+    seen.clear()
+    assert store.exists(KEY)
+    assert storage_module.read_if_exists(store, KEY) == b"content"
+    assert store.fingerprint(KEY) == Fingerprint(7, hashlib.sha256(b"content").hexdigest())
+    assert seen == ["ListObjectsV2", "ListObjectsV2", "GetObject", "ListObjectsV2", "HeadObject"]
+
+
+def test_read_if_exists_on_a_local_folder(tmp_path: Path) -> None:
+    store = LocalStorage(tmp_path)
+    assert storage_module.read_if_exists(store, KEY) is None
+    store.write_bytes(KEY, b"x")
+    assert storage_module.read_if_exists(store, KEY) == b"x"
+
+
+def _stubbed(*responses: tuple[str, str | dict[str, Any]]) -> S3Storage:
+    """An S3 storage whose client answers ``(operation, error code or response)`` in order."""
+    from botocore.stub import Stubber
+
+    client = boto3.client("s3", region_name=REGION)
+    stub = Stubber(client)
+    for operation, answer in responses:
+        if isinstance(answer, str):
+            stub.add_client_error(operation, answer, f"{answer} message", 403)
+        else:
+            stub.add_response(operation, answer)
+    stub.activate()
+    return S3Storage("bucket", client=client)
+
+
+def test_a_denied_read_of_a_key_that_is_not_listed_is_a_missing_key(aws_env: None) -> None:
+    store = _stubbed(("get_object", "AccessDenied"), ("list_objects_v2", {"KeyCount": 0}))
+    with pytest.raises(StorageKeyNotFoundError, match="no such key"):
+        store.read_bytes(KEY)
+
+
+def test_a_denied_read_of_a_listed_key_names_the_permission(aws_env: None) -> None:
+    listed = {"Contents": [{"Key": KEY}], "KeyCount": 1}
+    store = _stubbed(("get_object", "AccessDenied"), ("list_objects_v2", listed))
+    with pytest.raises(StoragePermissionError) as denied:
+        store.read_bytes(KEY)
+    assert str(denied.value) == (
+        f"s3://bucket/{KEY}: access denied (AccessDenied): needs s3:GetObject on "
+        f"arn:aws:s3:::bucket/{KEY}; check the credentials and the bucket policy"
+    )
+
+
+def test_a_denied_read_that_cannot_be_listed_names_both_permissions(aws_env: None) -> None:
+    store = _stubbed(("head_object", "403"), ("list_objects_v2", "AccessDenied"))
+    with pytest.raises(StoragePermissionError) as denied:
+        store.download(KEY, Path("unused.mp4"))
+    message = str(denied.value)
+    assert f"needs s3:GetObject on arn:aws:s3:::bucket/{KEY}, or it is missing" in message
+    assert f"telling needs s3:ListBucket on arn:aws:s3:::bucket for s3:prefix {KEY!r}" in message
+
+
+@pytest.mark.parametrize(
+    ("operation", "attempt", "needed"),
+    [
+        ("put_object", lambda s: s.write_bytes(KEY, b"x"), f"s3:PutObject on {ARN}/{KEY}"),
+        ("delete_object", lambda s: s.delete(KEY), f"s3:DeleteObject on {ARN}/{KEY}"),
+        ("list_objects_v2", lambda s: s.exists(KEY), f"s3:ListBucket on {ARN} for s3:prefix"),
+        ("list_objects_v2", lambda s: s.list("a/"), f"s3:ListBucket on {ARN} for s3:prefix 'a/'"),
+    ],
+)
+def test_every_denial_names_the_missing_permission(
+    aws_env: None, operation: str, attempt: Callable[[S3Storage], object], needed: str
+) -> None:
+    store = _stubbed((operation, "AccessDenied"))
+    with pytest.raises(StoragePermissionError, match=re.escape(f"needs {needed}")):
+        attempt(store)
+
+
+def test_a_kms_denial_names_the_key_permission(aws_env: None) -> None:
+    from botocore.stub import Stubber
+
+    client = boto3.client("s3", region_name=REGION)
+    with Stubber(client) as stub:
+        stub.add_client_error(
+            "put_object",
+            "AccessDenied",
+            "User: arn:aws:sts::1:assumed-role/job is not authorized to perform: "
+            "kms:GenerateDataKey on resource: arn:aws:kms:us-east-1:1:key/k",
+            403,
+        )
+        with pytest.raises(StoragePermissionError, match="needs kms:GenerateDataKey on the bucket"):
+            S3Storage("bucket", client=client).write_bytes(KEY, b"x")

@@ -22,12 +22,7 @@ import pytest
 from click.testing import CliRunner, Result
 from PIL import Image
 
-from klippers.aws import (
-    JOBS_LOG_GROUP,
-    STATE_MACHINE_ARN_ENV,
-    STATE_MACHINE_LOG_GROUP,
-    STATE_MACHINE_NAME,
-)
+from klippers.aws import STACK_ENV, STATE_MACHINE_ARN_ENV, StackNames
 from klippers.cli import cli
 from klippers.cloud.clients import Clients, CloudInputError
 from klippers.cloud.executions import (
@@ -55,14 +50,15 @@ from tests.support import media
 
 pytest.importorskip("boto3")
 
-ROLE = "arn:aws:iam::123456789012:role/klippers-step-functions-role"
+NAMES = StackNames.for_stack("cli")
+ROLE = f"arn:aws:iam::123456789012:role/{NAMES.state_machine_role}"
 REF = VideoRef("alice", "my-talk")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @dataclass
 class Aws:
-    """A fresh bucket and ``klippers-video-processing`` on the moto server."""
+    """A fresh bucket and the state machine of stack ``cli`` on the moto server."""
 
     endpoint: str
     bucket: str
@@ -88,7 +84,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
-def _state_machine(clients: Clients, bucket: str, name: str = STATE_MACHINE_NAME) -> str:
+def _state_machine(clients: Clients, bucket: str, name: str = NAMES.state_machine) -> str:
     definition = build_definition(**{**PLACEHOLDERS, "bucket": bucket})
     created = clients.sfn.create_state_machine(
         name=name, definition=json.dumps(definition), roleArn=ROLE
@@ -99,7 +95,7 @@ def _state_machine(clients: Clients, bucket: str, name: str = STATE_MACHINE_NAME
 @pytest.fixture
 def aws(aws_env: None, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
-    for name in (ENV_USER_ID, ENV_VIDEO_ID, STATE_MACHINE_ARN_ENV):
+    for name in (ENV_USER_ID, ENV_VIDEO_ID, STATE_MACHINE_ARN_ENV, STACK_ENV):
         monkeypatch.delenv(name, raising=False)
     clients = Clients.connect()
     bucket = f"klippers-cloud-{uuid.uuid4().hex[:12]}"
@@ -312,15 +308,18 @@ def test_run_finds_the_state_machine_by_arn_and_checks_its_bucket(aws: Aws, clip
         other_bucket,
     )
     assert wrong.exit_code == 2
-    assert f"is not the one {STATE_MACHINE_NAME} reads" in wrong.output
+    assert f"is not the one {NAMES.state_machine} reads" in wrong.output
 
 
 def test_run_says_when_no_state_machine_is_deployed(aws: Aws) -> None:
     aws.clients.sfn.delete_state_machine(stateMachineArn=aws.machine_arn)
     result = klip("run", "--user", "alice", "--video", "my-talk")
     assert result.exit_code == 1
-    assert f"no state machine named {STATE_MACHINE_NAME}" in result.output
-    unknown = aws.machine_arn.replace(STATE_MACHINE_NAME, "nothing-here")
+    assert "no state machine of a klippers stack" in result.output
+    named = klip("run", "--user", "alice", "--video", "my-talk", "--stack", "prod")
+    assert named.exit_code == 1
+    assert "no state machine named klippers-prod-video-processing" in named.output
+    unknown = aws.machine_arn.replace(NAMES.state_machine, "nothing-here")
     by_arn = klip("run", "--user", "alice", "--video", "my-talk", "--state-machine-arn", unknown)
     assert by_arn.exit_code == 1
     assert "StateMachineDoesNotExist" in by_arn.output
@@ -475,10 +474,10 @@ def test_logs_follow_polls_until_the_execution_ends(aws: Aws, clip: Path) -> Non
     arn = execution["executionArn"]
     now = int(time.time() * 1000)
     logs = aws.clients.logs
-    stream = "states/klippers-video-processing/1"
+    stream = f"states/{NAMES.state_machine}/1"
     _put_events(
         logs,
-        STATE_MACHINE_LOG_GROUP,
+        NAMES.state_machine_log_group,
         stream,
         [
             (now, _state_event(arn, "ExecutionStarted")),
@@ -490,13 +489,19 @@ def test_logs_follow_polls_until_the_execution_ends(aws: Aws, clip: Path) -> Non
     def sleep(seconds: float) -> None:  # the execution ends while "waiting"
         sleeps.append(seconds)
         logs.put_log_events(
-            logGroupName=STATE_MACHINE_LOG_GROUP,
+            logGroupName=NAMES.state_machine_log_group,
             logStreamName=stream,
             logEvents=[{"timestamp": now + 2, "message": _state_event(arn, "ExecutionAborted")}],
         )
         aws.clients.sfn.stop_execution(executionArn=arn)
 
-    lines = list(log_lines(aws.clients.sfn, logs, arn, follow=True, poll_seconds=3, sleep=sleep))
+    groups = {
+        "state_machine_group": NAMES.state_machine_log_group,
+        "jobs_group": NAMES.jobs_log_group,
+    }
+    lines = list(
+        log_lines(aws.clients.sfn, logs, arn, **groups, follow=True, poll_seconds=3, sleep=sleep)
+    )
     assert sleeps == [3]
     assert [json.loads(line.message)["type"] for line in lines] == [
         "ExecutionStarted",
@@ -504,7 +509,7 @@ def test_logs_follow_polls_until_the_execution_ends(aws: Aws, clip: Path) -> Non
     ]
     assert {line.source for line in lines} == {STATE_MACHINE_SOURCE}
 
-    once = list(log_lines(aws.clients.sfn, logs, arn, sleep=sleep))
+    once = list(log_lines(aws.clients.sfn, logs, arn, **groups, sleep=sleep))
     assert len(once) == 2
     assert sleeps == [3]
 
@@ -513,7 +518,7 @@ def test_logs_and_status_of_a_real_execution(
     aws_env: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The definition runs in moto (parent blocks, then one child per segment)."""
-    from tests.klippers.sfn_harness import BUCKET, CHILD_FAMILY, PARENT_FAMILY, moto_cloud
+    from tests.klippers.sfn_harness import BUCKET, CHILD_FAMILY, NAMES, PARENT_FAMILY, moto_cloud
 
     released = threading.Event()
 
@@ -559,21 +564,29 @@ def test_logs_and_status_of_a_real_execution(
         assert sorted(s.split("/")[0] for s in streams) == ["child", "child", "parent"]
         start = int(time.time() * 1000) - 500
         for i, stream in enumerate(streams):
-            _put_events(clients.logs, JOBS_LOG_GROUP, stream, [(start + 10 * i, stream)])
+            _put_events(clients.logs, NAMES.jobs_log_group, stream, [(start + 10 * i, stream)])
         _put_events(
             clients.logs,
-            JOBS_LOG_GROUP,
+            NAMES.jobs_log_group,
             "parent/klippers-parent/other-task",
             [(start, "another execution's task")],
         )
         _put_events(
             clients.logs,
-            STATE_MACHINE_LOG_GROUP,
+            NAMES.state_machine_log_group,
             "states/x",
             [(start - 1, _state_event(arn, "ExecutionStarted"))],
         )
 
-        lines = list(log_lines(clients.sfn, clients.logs, arn))
+        lines = list(
+            log_lines(
+                clients.sfn,
+                clients.logs,
+                arn,
+                state_machine_group=NAMES.state_machine_log_group,
+                jobs_group=NAMES.jobs_log_group,
+            )
+        )
         assert [line.message for line in lines] == [_state_event(arn, "ExecutionStarted"), *streams]
         assert [line.source for line in lines] == [STATE_MACHINE_SOURCE, *streams]
         printed = klip("logs", arn)
@@ -591,3 +604,119 @@ def _wait(get: Any, ready: Any, timeout: float = 30) -> Any:
             raise AssertionError(f"still {value} after {timeout} s")
         time.sleep(0.05)
     return value
+
+
+# --- stacks ------------------------------------------------------------------------------------
+
+
+def test_the_state_machine_is_found_by_stack(aws: Aws, clip: Path) -> None:
+    _uploaded(aws, clip)
+    prod = StackNames.for_stack("prod")
+    prod_arn = _state_machine(aws.clients, aws.bucket, name=prod.state_machine)
+    _state_machine(aws.clients, aws.bucket, name="someone-elses-machine")
+
+    several = klip("run", "--user", "alice", "--video", "my-talk")
+    assert several.exit_code == 2
+    assert "several stacks here (cli, prod)" in several.output
+    assert _executions(aws) == []
+
+    by_flag = klip("run", "--user", "alice", "--video", "my-talk", "--stack", "prod")
+    assert by_flag.exit_code == 0, by_flag.output
+    assert prod_arn.replace(":stateMachine:", ":execution:") in by_flag.output
+    by_env = klip("run", "--user", "alice", "--video", "my-talk", env={STACK_ENV: "cli"})
+    assert by_env.exit_code == 0, by_env.output
+    assert len(_executions(aws)) == 1
+    listed = klip("list", "--stack", "prod")
+    assert listed.exit_code == 0, listed.output
+    assert execution_name(REF, 1) in listed.output
+
+
+# --- a failed execution says why ---------------------------------------------------------------
+
+
+def _exit_transient(env: Mapping[str, str]) -> None:
+    raise SystemExit(75)
+
+
+def test_status_of_a_failed_execution_names_the_job_exit_code_and_log(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Executed in moto: short 2 has bad input, short 1 renders; then the parent fails."""
+    from klippers.contract import ContractError
+    from tests.klippers.sfn_harness import BUCKET, CHILD_FAMILY, PARENT_FAMILY, moto_cloud
+
+    def child(env: Mapping[str, str]) -> None:
+        if env["SEGMENT"] == "2":
+            raise ContractError("caption_style: unknown field 'colour'")
+        storage.write_bytes(REF.short_video(1), b"short")
+
+    with moto_cloud() as harness:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", harness.endpoint)
+        harness.provision()
+        harness.jobs[PARENT_FAMILY] = lambda env: None
+        harness.jobs[CHILD_FAMILY] = child
+        clients = Clients.connect()
+        storage = clients.warehouse(BUCKET)
+        storage.write_bytes(REF.original_video, b"video")
+        storage.write_bytes(REF.thumbnail, PNG_SIGNATURE)
+        storage.write_bytes(REF.shorts_config, ShortsConfig(segment_count=2).to_json().encode())
+        assert klip("run", "--user", "alice", "--video", "my-talk").exit_code == 0
+        _wait(
+            lambda: klip("status", "--user", "alice", "--video", "my-talk").output,
+            lambda out: "status     FAILED" in out,
+        )
+        shown = klip("status", "--user", "alice", "--video", "my-talk")
+        assert shown.exit_code == 0, shown.output
+        lines = shown.output.splitlines()
+        assert "error      ChildTasksFailed" in lines
+        assert "cause      failed shorts: segment 2 (bad input, not retried)" in lines
+        assert any(line.startswith("shorts     1 of 2 in s3://") for line in lines)
+        failed = lines.index(
+            "failed     RenderShort segment 2: exit 2 (bad input), 1 failed attempt"
+        )
+        assert lines[failed + 1] == "  stopped  Essential container in task exited"
+        assert lines[failed + 2].startswith("  task     arn:aws:ecs:")
+        assert "caption_style: unknown field 'colour'" in lines[failed + 3]
+        assert lines[failed + 3].startswith("  log      ")
+
+        # A new run is accepted at once, and its parent now fails for a transient reason.
+        harness.jobs[PARENT_FAMILY] = _exit_transient
+        again = klip("run", "--user", "alice", "--video", "my-talk")
+        assert again.exit_code == 0, again.output
+        assert execution_name(REF, 2) in again.output
+        second = _wait(
+            lambda: klip("status", execution_name(REF, 2)).output,
+            lambda out: "status     FAILED" in out,
+        )
+        assert "error      ParentTaskFailed" in second
+        assert (
+            "cause      Klippers.JobFailed: States.TaskFailed: exit 75, "
+            "Essential container in task exited (failed after its retries)"
+        ) in second
+        assert "failed     RunParent: exit 75 (transient failure), 3 failed attempts" in second
+        assert storage.exists(REF.short_video(1))
+
+
+@pytest.mark.parametrize(
+    ("stack", "slug"),
+    [("dev", "dev"), ("prod-eu-1", "prod-eu-1"), ("Dev", None), ("a.b", None), ("x" * 40, None)],
+)
+def test_stack_names_are_valid_distinct_and_bounded(stack: str, slug: str | None) -> None:
+    names = StackNames.for_stack(stack)
+    if slug is not None:
+        assert names.slug == slug
+    assert len(names.slug) <= 32
+    assert all(c.islower() or c.isdigit() or c == "-" for c in names.slug)
+    assert len(names.state_machine_role) <= 64
+    assert len(names.notifications) <= 64
+    assert StackNames.from_state_machine(names.state_machine) == names
+    assert StackNames.for_stack(names.slug) == names
+
+
+def test_stacks_that_differ_only_in_case_or_punctuation_get_different_names() -> None:
+    slugs = {StackNames.for_stack(s).slug for s in ("dev", "Dev", "DEV", "d.ev", "d_ev", "d-ev")}
+    assert len(slugs) == 6
+    assert StackNames.from_state_machine("klippers-video-processing") is None
+    assert StackNames.from_state_machine("other-dev-video-processing") is None
+    with pytest.raises(ValueError, match="stack"):
+        StackNames.for_stack(" ")

@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner, Result
 
-from klippers.aws import TaskSize, TaskSizeError, smallest_size
+from klippers.aws import (
+    RECOMMENDED_CHILD_SIZE,
+    RECOMMENDED_PARENT_SIZE,
+    SIZE_PROFILES,
+    TaskSize,
+    TaskSizeError,
+    smallest_size,
+)
 from klippers.cli import cli
 from klippers.cloud.cost import (
+    CHILD_STORAGE_GB,
     FARGATE_GB_HOUR,
     FARGATE_VCPU_HOUR,
+    FARGATE_VCPU_QUOTA,
     LATENCY_HEADROOM,
     PARALLEL_EFFICIENCY,
+    PARENT_STORAGE_GB,
     PRICES_TAKEN,
     SEED_DOLLARS,
     SEED_MINUTES,
     SEED_SIZE,
     STATE_TRANSITIONS_FIXED,
+    STATE_TRANSITIONS_PER_SHORT,
     STEP_FUNCTIONS_OVERHEAD_SECONDS,
     estimate,
     recommend,
@@ -42,12 +55,13 @@ def test_estimate_follows_the_model() -> None:
         STEP_FUNCTIONS_OVERHEAD_SECONDS + e.parent_seconds + e.child_seconds
     )
     per_task_hour = 4 * FARGATE_VCPU_HOUR + 8 * FARGATE_GB_HOUR
-    parent_dollars = task_dollars(TaskSize(4, 8), e.parent_seconds)
+    parent_dollars = task_dollars(TaskSize(4, 8), e.parent_seconds, PARENT_STORAGE_GB)
     assert parent_dollars > per_task_hour * e.parent_seconds / 3600
     assert e.fargate_dollars == pytest.approx(
-        parent_dollars + 5 * task_dollars(TaskSize(2, 4), e.child_seconds)
+        parent_dollars + 5 * task_dollars(TaskSize(2, 4), e.child_seconds, CHILD_STORAGE_GB)
     )
-    assert e.state_transitions == STATE_TRANSITIONS_FIXED + 5
+    assert (PARENT_STORAGE_GB, CHILD_STORAGE_GB) == (100, 21)
+    assert e.state_transitions == STATE_TRANSITIONS_FIXED + STATE_TRANSITIONS_PER_SHORT * 5
     assert e.notes == ()
     base = estimate(hours=1, shorts=5, parent=size, child=TaskSize(2, 4))
     assert base.stages[2].cpu_seconds == pytest.approx(3 * asr.cpu_seconds)
@@ -136,3 +150,71 @@ def test_estimate_cli_prints_the_table_and_recommends_sizes() -> None:
     assert "vCPU must be one of" in bad.output
     too_long = klip("estimate", "--hours", "0")
     assert too_long.exit_code == 2
+
+
+# --- golden values: the defaults and the README's table -----------------------------------
+
+README = Path(__file__).resolve().parents[3] / "README.md"
+GOLDEN = {
+    "recommended": (TaskSize(8, 16), TaskSize(1, 3), 5.9, 0.036),
+    "seed sizes": (SEED_SIZE, SEED_SIZE, 3.7, 0.128),
+}
+"""1-hour video, 5 shorts of 60 s, ASR base: (parent, child, minutes, dollars)."""
+
+
+def _readme_rows() -> dict[str, tuple[str, str, str]]:
+    """The README's cost table: label -> (sizes, minutes, dollars)."""
+    text = README.read_text(encoding="utf-8")
+    table = text[text.index("| sizes (parent / child) |") :].split("\n\n")[0]
+    rows = {}
+    for line in table.splitlines()[2:]:
+        sizes, minutes, dollars = (cell.strip() for cell in line.strip("|").split("|"))
+        label, _, described = sizes.partition(":")
+        rows[label] = (described.strip(), minutes, dollars)
+    return rows
+
+
+def _described(parent: TaskSize, child: TaskSize) -> str:
+    if parent == child:
+        return f"{parent.vcpu:g} vCPU / {parent.memory_gb:g} GB each"
+    return (
+        f"{parent.vcpu:g} vCPU / {parent.memory_gb:g} GB, {child.vcpu:g} vCPU / "
+        f"{child.memory_gb:g} GB"
+    )
+
+
+@pytest.mark.parametrize("label", sorted(GOLDEN))
+def test_the_model_gives_the_pinned_figures_and_the_readme_shows_them(label: str) -> None:
+    parent, child, minutes, dollars = GOLDEN[label]
+    e = estimate(hours=1, shorts=5, parent=parent, child=child)
+    assert (round(e.wall_minutes, 1), round(e.total_dollars, 3)) == (minutes, dollars)
+    assert _readme_rows()[label] == (_described(parent, child), f"{minutes}", f"{dollars}")
+
+
+def test_the_default_task_sizes_are_the_models_recommendation() -> None:
+    best = recommend(hours=1, shorts=5, short_seconds=60, max_concurrency=10, asr_model="base")
+    assert (best.parent, best.child) == (RECOMMENDED_PARENT_SIZE, RECOMMENDED_CHILD_SIZE)
+    assert (best.parent, best.child) == GOLDEN["recommended"][:2]
+    assert SIZE_PROFILES["recommended"] == (best.parent, best.child)
+    assert SIZE_PROFILES["seed"] == (SEED_SIZE, SEED_SIZE) == (TaskSize(16, 64), TaskSize(16, 64))
+    readme = README.read_text(encoding="utf-8")
+    units = (
+        f"`pulumi config set klippers:parentCpu {best.parent.cpu_units}`, "
+        f"`parentMemory {best.parent.memory_mib}`, `childCpu {best.child.cpu_units}`, "
+        f"`childMemory {best.child.memory_mib}`"
+    )
+    assert units in " ".join(readme.split())
+
+
+def test_peak_vcpu_is_what_the_fargate_quota_must_hold() -> None:
+    e = estimate(hours=1, shorts=5, parent=TaskSize(8, 16), child=TaskSize(2, 4))
+    assert e.peak_vcpu == 10  # five children of 2 vCPU outweigh the 8-vCPU parent
+    capped = estimate(
+        hours=1, shorts=50, parent=TaskSize(8, 16), child=TaskSize(1, 3), max_concurrency=10
+    )
+    assert capped.peak_vcpu == 10
+    assert estimate(hours=1, shorts=1, parent=TaskSize(8, 16), child=TaskSize(1, 3)).peak_vcpu == 8
+    result = klip("estimate", "--hours", "1", "--shorts", "5")
+    assert f"up to 8 per running video (service quota '{FARGATE_VCPU_QUOTA}')" in result.output
+    readme = " ".join(README.read_text(encoding="utf-8").split())
+    assert FARGATE_VCPU_QUOTA in readme
