@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from klippers.cloud.cli import cloud
-from klippers.contract import EXIT_FAILURE, LAYOUTS, REFRAMES
+from klippers.contract import EXIT_FAILURE, LAYOUTS, MAX_SPLIT, MIN_SPLIT, REFRAMES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -91,7 +91,7 @@ def main() -> None:
 )
 @click.option(
     "--split",
-    type=click.FloatRange(0.2, 0.8),
+    type=click.FloatRange(MIN_SPLIT, MAX_SPLIT),
     default=0.5,
     show_default=True,
     help="Share of the height the speaker takes in the stacked layout.",
