@@ -46,6 +46,12 @@ def _cloud_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _env_bucket(func: F) -> F:
+    return click.option(
+        "--bucket", help="Warehouse bucket (default: env VIDEO_WAREHOUSE_S3_BUCKET_NAME)."
+    )(func)
+
+
 def _region(func: F) -> F:
     return click.option("--region", help="AWS region (default: the AWS profile's / AWS_REGION).")(
         func
@@ -105,7 +111,7 @@ def definition() -> None:
     show_default=True,
     help="Target length of each short, seconds.",
 )
-@click.option("--bucket", help="Warehouse bucket (default: env VIDEO_WAREHOUSE_S3_BUCKET_NAME).")
+@_env_bucket
 @_region
 @_cloud_errors
 def upload(
@@ -385,7 +391,7 @@ def stop(
     required=True,
     help="Folder for the shorts, the manifest and the segment SRTs.",
 )
-@click.option("--bucket", help="Warehouse bucket (default: env VIDEO_WAREHOUSE_S3_BUCKET_NAME).")
+@_env_bucket
 @_region
 @_cloud_errors
 def download(
