@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from typing import Literal
 
@@ -173,16 +173,28 @@ def _sampled_lumas(
     sparse for that (fewer than three), the first frame of each slot."""
     slot = ((info.duration if end is None else end) - start) / samples
     try:
-        with open_video(info.path)[0] as container:
-            frames = list(_keyframes(container, container.streams.video[0], start, slot, samples))
+        frames = _frames(info, _keyframes, start, slot, samples)
         if len(frames) < _MIN_SHOWING:
-            container, stream = open_video(info.path)
-            with container:
-                frames = list(_slot_frames(container, stream, start, slot, samples))
+            frames = _frames(info, _slot_frames, start, slot, samples)
     except av.FFmpegError as exc:
         raise UnreadableMediaError(f"{info.path}: decoding failed ({exc})") from exc
     for frame in frames:
         yield decoded_planes(frame).rotated(info.rotation).y
+
+
+Sampler = Callable[
+    [av.container.InputContainer, av.video.stream.VideoStream, float, float, int],
+    Iterator[av.VideoFrame],
+]
+
+
+def _frames(
+    info: MediaInfo, sampler: Sampler, start: float, slot: float, samples: int
+) -> list[av.VideoFrame]:
+    """What ``sampler`` picks from a freshly opened video."""
+    container, stream = open_video(info.path)
+    with container:
+        return list(sampler(container, stream, start, slot, samples))
 
 
 def _keyframes(
