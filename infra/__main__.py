@@ -21,6 +21,10 @@ Resource names derive from the stack's name (``klippers-<stack>-...``), so stack
 - ``vpcId`` + ``subnetIds`` (JSON list): run there instead of the default VPC.
 - ``assignPublicIp``: give tasks a public IP (default true; needed without a NAT gateway).
 - ``asrModel``: faster-whisper model baked into the image (default: klippers' default).
+- ``llmModel`` (+ ``llmProvider`` openai|bedrock, default openai; ``llmBaseUrl``, an https://
+  OpenAI-compatible endpoint; ``llmRegion`` for Bedrock; ``llmApiKeySecretArn``, a Secrets
+  Manager secret holding the API key): the LLM a video's ``scorer: llm`` asks (default:
+  none, and such a video fails as bad input naming the missing setting).
 - ``notify``: an e-mail address, SQS queue ARN or Lambda function ARN that gets every ended
   execution (SUCCEEDED, FAILED, TIMED_OUT, ABORTED) through an SNS topic (default: none).
 """
@@ -31,6 +35,7 @@ import pulumi
 from klippers_infra import (
     JobImage,
     Jobs,
+    LLMSettings,
     Notifications,
     Pipeline,
     TaskNetwork,
@@ -69,6 +74,21 @@ subnet_ids = [str(s) for s in config.get_object("subnetIds") or []]
 assign_public_ip = config.get_bool("assignPublicIp")
 asr_model = config.get("asrModel") or DEFAULT_ASR_MODEL
 notify = config.get("notify")
+llm_model = config.get("llmModel")
+LLM_KEYS = ("llmProvider", "llmBaseUrl", "llmRegion", "llmApiKeySecretArn")
+if not llm_model and (given := [key for key in LLM_KEYS if config.get(key)]):
+    raise ValueError(f"llmModel: must be set when {', '.join(given)} is")
+llm = (
+    LLMSettings(
+        provider=config.get("llmProvider") or "openai",
+        model=llm_model,
+        base_url=config.get("llmBaseUrl"),
+        region=config.get("llmRegion"),
+        api_key_secret_arn=config.get("llmApiKeySecretArn"),
+    )
+    if llm_model
+    else None
+)
 statemachine.check_limits(
     max_concurrency=max_concurrency,
     parent_timeout_seconds=parent_timeout,
@@ -95,7 +115,7 @@ jobs = Jobs(
     repository_arn=image.repository_arn,
     bucket_name=warehouse.bucket_name,
     bucket_arn=warehouse.bucket_arn,
-    parent=parent_spec(names, parent_size, parent_disk_gib),
+    parent=parent_spec(names, parent_size, parent_disk_gib, llm),
     child=child_spec(names, child_size, child_disk_gib),
     log_retention_days=log_retention_days,
     kms_key_arn=kms_key_arn,

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from klippers.cloud.cli import cloud
-from klippers.contract import EXIT_FAILURE, LAYOUTS, MAX_SPLIT, MIN_SPLIT, REFRAMES
+from klippers.contract import EXIT_FAILURE, LAYOUTS, MAX_SPLIT, MIN_SPLIT, REFRAMES, SCORERS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,13 +30,21 @@ def _friendly_errors(func: F) -> F:
         from klipmedia.errors import KlipmediaError
         from klippers.asr.transcribe import TranscriptionError
         from klippers.jobs.runner import exit_code
+        from klippers.selection.llm import LLMError
         from klippers.storage import StorageError
 
         try:
             return func(*args, **kwargs)
         except click.ClickException:
             raise
-        except (KlipmediaError, ValueError, OSError, StorageError, TranscriptionError) as exc:
+        except (
+            KlipmediaError,
+            ValueError,
+            OSError,
+            StorageError,
+            TranscriptionError,
+            LLMError,
+        ) as exc:
             click.secho(f"error: {exc}", fg="red", err=True)
             sys.exit(exit_code(exc))
 
@@ -216,6 +224,12 @@ def transcribe(
 )
 @click.option("--min-duration", type=click.FloatRange(min=0.5), help="Shortest segment (s).")
 @click.option("--max-duration", type=click.FloatRange(min=0.5), help="Longest segment (s).")
+@click.option(
+    "--scorer",
+    type=click.Choice(SCORERS),
+    help="Who rates the candidate moments: embedded (offline, the default) or llm "
+    "(an OpenAI-compatible endpoint or Bedrock, from the KLIPPERS_LLM_* variables).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @_friendly_errors
 def highlights(
@@ -224,12 +238,14 @@ def highlights(
     duration: float,
     min_duration: float | None,
     max_duration: float | None,
+    scorer: str | None,
     as_json: bool,
 ) -> None:
     """Rank the best self-contained segments of a words JSON transcript."""
     import json
 
     from klippers.asr.transcript import Transcript
+    from klippers.selection.config import scorer_from_config
     from klippers.selection.highlights import select_highlights
 
     result = select_highlights(
@@ -238,6 +254,7 @@ def highlights(
         target_duration=duration,
         min_duration=min_duration,
         max_duration=max_duration,
+        scorer=scorer_from_config(scorer),
     )
     if as_json:
         document = {
@@ -312,6 +329,12 @@ class _RichEvents:
     help="Frame whoever speaks (default), the most prominent face, or centre.",
 )
 @click.option(
+    "--scorer",
+    type=click.Choice(SCORERS),
+    help="Who rates the candidate moments: embedded (offline, the default) or llm "
+    "(an OpenAI-compatible endpoint or Bedrock, from the KLIPPERS_LLM_* variables).",
+)
+@click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("klippers-output"),
@@ -341,6 +364,7 @@ def run(
     background: Path | None,
     layout: str | None,
     reframe: str | None,
+    scorer: str | None,
     out: Path,
     workers: int,
     user: str,
@@ -359,6 +383,7 @@ def run(
         background=background,
         layout=layout,
         reframe=reframe,
+        scorer=scorer,
         workers=workers,
         user=user,
         video_id=video_id,

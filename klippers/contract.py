@@ -76,6 +76,15 @@ ENV_BUCKET = "VIDEO_WAREHOUSE_S3_BUCKET_NAME"
 ENV_LOG_FORMAT = "KLIPPERS_LOG_FORMAT"
 # The faster-whisper model (name or folder); the image bakes DEFAULT_ASR_MODEL into a folder.
 ENV_ASR_MODEL = "KLIPPERS_ASR_MODEL"
+# The LLM scorer's settings (klippers.selection.llm); the cloud sets them on the parent task.
+ENV_LLM_PREFIX = "KLIPPERS_LLM_"
+ENV_LLM_PROVIDER = ENV_LLM_PREFIX + "PROVIDER"
+ENV_LLM_MODEL = ENV_LLM_PREFIX + "MODEL"
+ENV_LLM_BASE_URL = ENV_LLM_PREFIX + "BASE_URL"
+ENV_LLM_API_KEY = ENV_LLM_PREFIX + "API_KEY"
+ENV_LLM_REGION = ENV_LLM_PREFIX + "REGION"
+ENV_LLM_TIMEOUT = ENV_LLM_PREFIX + "TIMEOUT"
+ENV_LLM_FALLBACK = ENV_LLM_PREFIX + "FALLBACK"
 DEFAULT_ASR_MODEL = "base"
 
 # --- job entrypoints (the image runs ``python -m MODULE``) ------------------------------------
@@ -107,6 +116,9 @@ Layout = Literal["stacked", "full", "blurred", "split", "auto"]
 LAYOUTS: tuple[str, ...] = get_args(Layout)
 Reframe = Literal["speaker", "face", "center"]
 REFRAMES: tuple[str, ...] = get_args(Reframe)
+Scorer = Literal["embedded", "llm"]
+SCORERS: tuple[str, ...] = get_args(Scorer)
+DEFAULT_SCORER: Scorer = "embedded"
 
 _ID_PATTERN = re.compile(r"[A-Za-z0-9._@+=-]+")
 _LANGUAGE_PATTERN = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
@@ -402,6 +414,7 @@ _KNOWN_FIELDS = (
     "language",
     "asr_backend",
     "split",
+    "scorer",
 )
 
 
@@ -516,6 +529,7 @@ class ShortsConfig:
     language: str | None = None
     asr_backend: str | None = None
     split: float | None = None
+    scorer: Scorer | None = None
     extras: Mapping[str, Any] = field(default_factory=dict, hash=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -544,6 +558,8 @@ class ShortsConfig:
         if self.reframe not in REFRAMES:
             raise _config_fail("reframe", f"must be one of {', '.join(REFRAMES)}", self.reframe)
         self._check_split()
+        if self.scorer is not None and self.scorer not in SCORERS:
+            raise _config_fail("scorer", f"must be one of {', '.join(SCORERS)}", self.scorer)
         if self.caption_style is not None and not isinstance(self.caption_style, Mapping):
             raise _config_fail("caption_style", "must be a JSON object", self.caption_style)
         _check_optional_text("language", self.language, _LANGUAGE_PATTERN)

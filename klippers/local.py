@@ -34,6 +34,7 @@ from klippers.contract import EXIT_FAILURE, EXIT_TRANSIENT, ShortsConfig, VideoR
 from klippers.gallery import write_gallery
 from klippers.jobs.parent import ParentResult, read_manifest, run_parent
 from klippers.jobs.runner import exit_code, scratch
+from klippers.selection.config import scorer_recipe
 from klippers.statemachine import CHILD_RETRY
 from klippers.storage import LocalStorage, Storage, StorageKeyNotFoundError
 
@@ -75,6 +76,7 @@ class RunOptions:
     background: Path | None = None
     layout: str | None = None
     reframe: str | None = None
+    scorer: str | None = None
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     user: str = LOCAL_USER
     video_id: str | None = None
@@ -156,6 +158,8 @@ class LocalResult:
 def run_local(video: Path, out: Path, options: RunOptions, events: Events) -> LocalResult:
     """Run the whole job for ``video`` in the warehouse folder ``out``."""
     klipmedia.probe(video)  # fail fast, with a clear message, on a bad file
+    if options.scorer is not None:
+        scorer_recipe(options.scorer)  # and on a scorer that is not set up
     storage = LocalStorage(out)
     ref = VideoRef(options.user, options.video_id or video_id_for(video.name))
     events.stage("prepare")
@@ -201,6 +205,7 @@ def _config(storage: Storage, ref: VideoRef, options: RunOptions) -> ShortsConfi
         "target_short_video_duration_in_seconds": options.duration,
         "layout": options.layout,
         "reframe": options.reframe,
+        "scorer": options.scorer,
     }
     return ShortsConfig.from_dict(
         {**current, **{k: v for k, v in changes.items() if v is not None}}, ref=ref

@@ -6,11 +6,12 @@ from klippers_infra.network import TaskNetwork
 from klippers_infra.notifications import Notifications
 from klippers_infra.pipeline import Pipeline
 from klippers_infra.storage import Warehouse
-from klippers_infra.tasks import job_sizes, task_size
+from klippers_infra.tasks import LLMSettings, job_sizes, task_size
 
 __all__ = [
     "JobImage",
     "Jobs",
+    "LLMSettings",
     "Notifications",
     "Pipeline",
     "TaskNetwork",

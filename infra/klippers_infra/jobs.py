@@ -19,17 +19,20 @@ from klippers.contract import CHILD_JOB_MODULE, PARENT_JOB_MODULE, job_command
 from klippers_infra.policies import (
     ECS_TASKS_SERVICE,
     Arn,
+    Document,
     assume_role_policy,
+    bedrock_statement,
     ecs_tasks_source,
     execution_role_policy,
     task_role_policy,
 )
-from klippers_infra.tasks import check_ephemeral_gib, container_definitions
+from klippers_infra.tasks import LLMSettings, check_ephemeral_gib, container_definitions
 
 
 @dataclass(frozen=True)
 class JobSpec:
-    """One job's task definition: name, family, container, module, size and disk (GiB)."""
+    """One job's task definition: name, family, container, module, size, disk (GiB) and,
+    for the parent, the LLM its ``scorer: llm`` asks."""
 
     job: str
     family: str
@@ -37,6 +40,7 @@ class JobSpec:
     module: str
     size: TaskSize
     ephemeral_gib: int
+    llm: LLMSettings | None = None
 
     def __post_init__(self) -> None:
         check_ephemeral_gib(self.ephemeral_gib)
@@ -47,10 +51,18 @@ class JobSpec:
         return self.module == CHILD_JOB_MODULE
 
 
-def parent_spec(names: StackNames, size: TaskSize, ephemeral_gib: int) -> JobSpec:
+def parent_spec(
+    names: StackNames, size: TaskSize, ephemeral_gib: int, llm: LLMSettings | None = None
+) -> JobSpec:
     """The parent job (transcribe, choose and cut segments)."""
     return JobSpec(
-        "parent", names.parent_family, PARENT_CONTAINER, PARENT_JOB_MODULE, size, ephemeral_gib
+        "parent",
+        names.parent_family,
+        PARENT_CONTAINER,
+        PARENT_JOB_MODULE,
+        size,
+        ephemeral_gib,
+        llm,
     )
 
 
@@ -111,11 +123,12 @@ class Jobs(pulumi.ComponentResource):
             description="Klippers: lets ECS pull the job image and write job logs",
             opts=options,
         )
+        secret_arns = [s for spec in (parent, child) for s in _secrets(spec).values()]
         aws.iam.RolePolicy(
             f"{name}-execution",
             role=execution_role.id,
             policy=pulumi.Output.all(repository_arn, log_group.arn).apply(
-                lambda a: json.dumps(execution_role_policy(a[0], a[1]))
+                lambda a: json.dumps(execution_role_policy(a[0], a[1], secret_arns))
             ),
             opts=options,
         )
@@ -158,14 +171,8 @@ class Jobs(pulumi.ComponentResource):
         aws.iam.RolePolicy(
             f"{name}-{job}-task",
             role=role.id,
-            policy=self._bucket_arn.apply(
-                lambda arn: json.dumps(
-                    task_role_policy(
-                        arn,
-                        writes_only_shorts=spec.writes_only_shorts,
-                        kms_key_arn=self._kms_key_arn,
-                    )
-                )
+            policy=pulumi.Output.all(self._bucket_arn, self._log_group.arn).apply(
+                lambda a: json.dumps(self._task_policy(spec, a[0], Arn.parse(a[1])))
             ),
             opts=options,
         )
@@ -181,6 +188,8 @@ class Jobs(pulumi.ComponentResource):
                     log_group=a[2],
                     region=Arn.parse(a[3]).region,
                     stream_prefix=JOB_STREAM_PREFIXES[spec.container],
+                    environment=spec.llm.environment() if spec.llm else None,
+                    secrets=_secrets(spec),
                 )
             )
         )
@@ -199,3 +208,21 @@ class Jobs(pulumi.ComponentResource):
             opts=options,
         )
         return definition, role
+
+    def _task_policy(self, spec: JobSpec, bucket_arn: str, where: Arn) -> Document:
+        """The job's warehouse access, and for a parent with a Bedrock LLM, that model."""
+        policy = task_role_policy(
+            bucket_arn, writes_only_shorts=spec.writes_only_shorts, kms_key_arn=self._kms_key_arn
+        )
+        if spec.llm is not None and spec.llm.provider == "bedrock":
+            region = spec.llm.region or where.region
+            policy["Statement"].append(
+                bedrock_statement(
+                    spec.llm.model, region=region, account=where.account, partition=where.partition
+                )
+            )
+        return policy
+
+
+def _secrets(spec: JobSpec) -> dict[str, str]:
+    return spec.llm.secrets() if spec.llm else {}

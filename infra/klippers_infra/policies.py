@@ -58,6 +58,8 @@ UNSCOPED_ACTIONS = frozenset({"ecr:GetAuthorizationToken", *LOG_DELIVERY_ACTIONS
 KMS_READ_ACTIONS = ("kms:Decrypt",)
 KMS_READ_WRITE_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 _DNS_SUFFIXES = {"aws-cn": "amazonaws.com.cn"}
+# Prefixes of Bedrock's cross-region inference profile ids.
+BEDROCK_GEOGRAPHIES = frozenset({"us", "eu", "apac", "us-gov", "global", "ca", "jp", "au"})
 
 Document = dict[str, Any]
 
@@ -257,9 +259,32 @@ def warehouse_user_policy(
     return _document(*statements)
 
 
-def execution_role_policy(repository_arn: str, log_group_arn: str) -> Document:
-    """What ECS needs to start a job: pull its image and ship its logs."""
-    return _document(
+def bedrock_statement(model: str, *, region: str, account: str, partition: str) -> Document:
+    """Invoking one Bedrock model (``Converse`` is authorised as ``bedrock:InvokeModel``).
+
+    ``model`` is a model ARN, a foundation-model id, or a cross-region inference profile id
+    (``us.``/``eu.``/``apac.``/``global.`` + model id), which also needs the model itself in
+    every region the profile routes to.
+    """
+    if model.startswith("arn:"):
+        resources = [model]
+    else:
+        geo, _, base = model.partition(".")
+        resources = [f"arn:{partition}:bedrock:{region}::foundation-model/{model}"]
+        if geo in BEDROCK_GEOGRAPHIES and base:
+            resources = [
+                f"arn:{partition}:bedrock:{region}:{account}:inference-profile/{model}",
+                f"arn:{partition}:bedrock:*::foundation-model/{base}",
+            ]
+    return _statement("InvokeScorerModel", ["bedrock:InvokeModel"], resources)
+
+
+def execution_role_policy(
+    repository_arn: str, log_group_arn: str, secret_arns: Sequence[str] = ()
+) -> Document:
+    """What ECS needs to start a job: pull its image, ship its logs, and read the secrets
+    (``secret_arns``) it injects into a container."""
+    statements = [
         _statement("EcrToken", ["ecr:GetAuthorizationToken"], ["*"]),
         _statement(
             "PullImage",
@@ -271,7 +296,12 @@ def execution_role_policy(repository_arn: str, log_group_arn: str) -> Document:
             ["logs:CreateLogStream", "logs:PutLogEvents"],
             [f"{log_group_arn}:log-stream:*"],
         ),
-    )
+    ]
+    if secret_arns:
+        statements.append(
+            _statement("InjectSecrets", ["secretsmanager:GetSecretValue"], secret_arns)
+        )
+    return _document(*statements)
 
 
 def state_machine_policy(

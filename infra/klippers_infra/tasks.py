@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from klippers.aws import (
@@ -13,8 +15,17 @@ from klippers.aws import (
     TaskSizeError,
     smallest_size,
 )
-from klippers.contract import ENV_BUCKET, ENV_LOG_FORMAT
+from klippers.contract import (
+    ENV_BUCKET,
+    ENV_LLM_API_KEY,
+    ENV_LLM_BASE_URL,
+    ENV_LLM_MODEL,
+    ENV_LLM_PROVIDER,
+    ENV_LLM_REGION,
+    ENV_LOG_FORMAT,
+)
 
+LLM_PROVIDERS = ("openai", "bedrock")
 MIN_EPHEMERAL_GIB = 21
 MAX_EPHEMERAL_GIB = 200
 STOP_TIMEOUT_SECONDS = 120
@@ -72,6 +83,52 @@ def check_ephemeral_gib(gib: int) -> int:
     return gib
 
 
+@dataclass(frozen=True)
+class LLMSettings:
+    """The LLM that a config's ``scorer: llm`` asks, set on the parent job (stack config
+    ``llmProvider``, ``llmModel``, ``llmBaseUrl``, ``llmRegion``, ``llmApiKeySecretArn``).
+
+    The API key stays in Secrets Manager: ECS injects it into the parent's container, so it
+    is in neither the task definition nor the Pulumi state.
+    """
+
+    provider: str
+    model: str
+    base_url: str | None = None
+    region: str | None = None
+    api_key_secret_arn: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.provider not in LLM_PROVIDERS:
+            raise ValueError(
+                f"llmProvider: must be one of {', '.join(LLM_PROVIDERS)} (got {self.provider!r})"
+            )
+        if not self.model.strip():
+            raise ValueError("llmModel: must name the model (or the Bedrock model id)")
+        if self.provider == "openai" and not (self.base_url or "").startswith("https://"):
+            raise ValueError(
+                "llmBaseUrl: the openai provider needs an https:// endpoint "
+                f"(got {self.base_url!r})"
+            )
+        secret = self.api_key_secret_arn
+        if secret is not None and ":secretsmanager:" not in secret:
+            raise ValueError(f"llmApiKeySecretArn: must be a Secrets Manager ARN (got {secret!r})")
+
+    def environment(self) -> dict[str, str]:
+        """The parent container's ``KLIPPERS_LLM_*`` variables (never the key)."""
+        values = {
+            ENV_LLM_PROVIDER: self.provider,
+            ENV_LLM_MODEL: self.model,
+            ENV_LLM_BASE_URL: self.base_url,
+            ENV_LLM_REGION: self.region,
+        }
+        return {name: value for name, value in values.items() if value}
+
+    def secrets(self) -> dict[str, str]:
+        """The variables ECS fills from Secrets Manager: the API key, when there is one."""
+        return {ENV_LLM_API_KEY: self.api_key_secret_arn} if self.api_key_secret_arn else {}
+
+
 def container_definitions(
     *,
     container: str,
@@ -81,20 +138,23 @@ def container_definitions(
     log_group: str,
     region: str,
     stream_prefix: str,
+    environment: Mapping[str, str] | None = None,
+    secrets: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """The single-container definition of one job (image by digest, awslogs, JSON logs)."""
+    """The single-container definition of one job (image by digest, awslogs, JSON logs),
+    with extra ``environment`` values and ``secrets`` (variable name to secret ARN)."""
     if "@sha256:" not in image:
         raise ValueError(f"image: must be referenced by digest (got {image!r})")
+    variables = {ENV_BUCKET: bucket, ENV_LOG_FORMAT: "json", **(environment or {})}
+    injected = [{"name": name, "valueFrom": arn} for name, arn in (secrets or {}).items()]
     return [
         {
             "name": container,
             "image": image,
             "essential": True,
             "command": command,
-            "environment": [
-                {"name": ENV_BUCKET, "value": bucket},
-                {"name": ENV_LOG_FORMAT, "value": "json"},
-            ],
+            "environment": [{"name": k, "value": v} for k, v in variables.items()],
+            **({"secrets": injected} if injected else {}),
             "linuxParameters": {"initProcessEnabled": True},
             "stopTimeout": STOP_TIMEOUT_SECONDS,
             "logConfiguration": {

@@ -49,6 +49,7 @@ from klippers.contract import (
 )
 from klippers.jobs.runner import JobEnvironment, JobInputError, run_main, scratch
 from klippers.jobs.segments import write_manifest, write_segments
+from klippers.selection.config import scorer_from_config, scorer_recipe
 from klippers.selection.highlights import select_highlights
 from klippers.storage import (
     Storage,
@@ -167,6 +168,8 @@ def run_parent(
     """Transcribe, choose and cut the segments of one video in the warehouse."""
     report = stage or (lambda name: None)
     config = read_config(storage, ref)
+    scorer = scorer_from_config(config.scorer)  # before any work: a bad LLM setup fails fast
+    scoring = scorer_recipe(config.scorer)
     original = _Original(storage, ref, workdir, report)
     source = original.identity()
     present = set(storage.list(ref.prefix))
@@ -182,7 +185,7 @@ def run_parent(
         report("transcribe")
         speech, words_sha256 = _transcribe(storage, ref, video, transcript_inputs, workdir)
     settings = cut or CutSettings()
-    request = _request(config, previous)
+    request = _request(config, previous, scoring)
     inputs = {
         "source": source,
         "transcript": words_sha256,
@@ -205,6 +208,7 @@ def run_parent(
         min_duration=request["min_duration"],
         max_duration=request["max_duration"],
         loudness=loudness_of_samples(speech.audio, SAMPLE_RATE),
+        scorer=scorer,
     )
     if result.message:
         log.warning("%s", result.message)
@@ -308,8 +312,10 @@ def _read_transcript(storage: Storage, ref: VideoRef) -> Transcript:
     return Transcript.from_json(storage.read_bytes(ref.original_words).decode("utf-8"))
 
 
-def _request(config: ShortsConfig, previous: Mapping[str, Any] | None) -> dict[str, Any]:
-    """What selection reads from the config.
+def _request(
+    config: ShortsConfig, previous: Mapping[str, Any] | None, scoring: Mapping[str, str]
+) -> dict[str, Any]:
+    """What selection reads from the config, and which scorer it asks.
 
     The parent writes the real number of segments back into the config, so a count equal
     to the manifest's stands for the request that manifest answered.
@@ -322,6 +328,7 @@ def _request(config: ShortsConfig, previous: Mapping[str, Any] | None) -> dict[s
         "target_duration": config.target_short_video_duration_in_seconds,
         "min_duration": config.min_duration,
         "max_duration": config.max_duration,
+        "scorer": dict(scoring),
     }
 
 

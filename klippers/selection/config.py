@@ -17,20 +17,53 @@ import logging
 import os
 from collections.abc import Mapping
 
-from klippers.selection.llm import ENV, LLMConfig, LLMScorer
+from klippers.contract import DEFAULT_SCORER, ENV_LLM_FALLBACK, SCORERS
+from klippers.selection.llm import LLMConfig, LLMScorer
 from klippers.selection.signals import EmbeddedScorer, Scorer
 from klippers.selection.units import HighlightsError
 
 log = logging.getLogger(__name__)
 
-SCORERS = ("embedded", "llm")
-"""The names :func:`scorer_from_config` accepts."""
-DEFAULT_SCORER = "embedded"
 FALLBACKS = ("none", "embedded")
 
 
 class ScorerConfigError(HighlightsError):
     """An unknown scorer name or fallback (bad input: exit code 2)."""
+
+
+def _fallback(env: Mapping[str, str]) -> str:
+    fallback = env.get(ENV_LLM_FALLBACK, "none").strip().lower() or "none"
+    if fallback not in FALLBACKS:
+        raise ScorerConfigError(
+            f"{ENV_LLM_FALLBACK} must be one of {', '.join(FALLBACKS)}, got {fallback!r}"
+        )
+    return fallback
+
+
+def _chosen(name: str | None) -> str:
+    chosen = (name or DEFAULT_SCORER).strip().lower()
+    if chosen not in SCORERS:
+        raise ScorerConfigError(f"scorer must be one of {', '.join(SCORERS)}, got {name!r}")
+    return chosen
+
+
+def scorer_recipe(name: str | None, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What identifies the choice the scorer ``name`` makes: its name, and for ``llm`` the
+    provider, model and fallback (never the endpoint's key). A change re-selects.
+
+    Raises the same errors as :func:`scorer_from_config`.
+    """
+    env = os.environ if environ is None else environ
+    chosen = _chosen(name)
+    if chosen == "embedded":
+        return {"name": chosen}
+    config = LLMConfig.from_env(env)
+    return {
+        "name": chosen,
+        "provider": config.provider,
+        "model": config.model,
+        "fallback": _fallback(env),
+    }
 
 
 def scorer_from_config(name: str | None, environ: Mapping[str, str] | None = None) -> Scorer:
@@ -44,16 +77,9 @@ def scorer_from_config(name: str | None, environ: Mapping[str, str] | None = Non
         When ``llm`` is asked for and its configuration is missing or invalid.
     """
     env = os.environ if environ is None else environ
-    chosen = (name or DEFAULT_SCORER).strip().lower()
-    if chosen == "embedded":
+    if _chosen(name) == "embedded":
         return EmbeddedScorer()
-    if chosen != "llm":
-        raise ScorerConfigError(f"scorer must be one of {', '.join(SCORERS)}, got {name!r}")
-    fallback = env.get(f"{ENV}FALLBACK", "none").strip().lower() or "none"
-    if fallback not in FALLBACKS:
-        raise ScorerConfigError(
-            f"{ENV}FALLBACK must be one of {', '.join(FALLBACKS)}, got {fallback!r}"
-        )
+    fallback = _fallback(env)
     config = LLMConfig.from_env(env)
     log.info(
         "scoring with the LLM %s (%s)%s",

@@ -39,6 +39,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from klippers.contract import (
+    ENV_LLM_API_KEY,
+    ENV_LLM_BASE_URL,
+    ENV_LLM_MODEL,
+    ENV_LLM_PROVIDER,
+    ENV_LLM_REGION,
+    ENV_LLM_TIMEOUT,
+)
 from klippers.selection.signals import Assessment, Scorer, ScoringContext
 from klippers.selection.units import Candidate, HighlightsError
 
@@ -252,10 +260,6 @@ class BedrockChat:
         return boto3.client("bedrock-runtime", region_name=self.region)
 
 
-ENV = "KLIPPERS_LLM_"
-"""Prefix of the environment variables :meth:`LLMConfig.from_env` reads."""
-
-
 @dataclass(frozen=True)
 class LLMConfig:
     """Which LLM to ask; see the module docstring for the environment variables."""
@@ -271,32 +275,34 @@ class LLMConfig:
     def from_env(cls, env: Mapping[str, str] | None = None) -> LLMConfig:
         """Read the configuration; raises :class:`LLMConfigError` naming what is missing."""
         env = os.environ if env is None else env
-        provider = env.get(f"{ENV}PROVIDER", "openai").strip().lower()
+        provider = env.get(ENV_LLM_PROVIDER, "openai").strip().lower()
         if provider not in ("openai", "bedrock"):
-            raise LLMConfigError(f"{ENV}PROVIDER must be 'openai' or 'bedrock', got {provider!r}")
-        model = env.get(f"{ENV}MODEL", "").strip()
+            raise LLMConfigError(
+                f"{ENV_LLM_PROVIDER} must be 'openai' or 'bedrock', got {provider!r}"
+            )
+        model = env.get(ENV_LLM_MODEL, "").strip()
         if not model:
-            raise LLMConfigError(f"{ENV}MODEL is not set (the model name or Bedrock model id)")
-        base_url = env.get(f"{ENV}BASE_URL", "").strip() or None
+            raise LLMConfigError(f"{ENV_LLM_MODEL} is not set (the model name or Bedrock model id)")
+        base_url = env.get(ENV_LLM_BASE_URL, "").strip() or None
         if provider == "openai":
             if not base_url:
                 raise LLMConfigError(
-                    f"{ENV}BASE_URL is not set (e.g. https://api.openai.com/v1, "
+                    f"{ENV_LLM_BASE_URL} is not set (e.g. https://api.openai.com/v1, "
                     "or http://127.0.0.1:11434/v1 for a local Ollama)"
                 )
             check_endpoint(base_url)
         try:
-            timeout = float(env.get(f"{ENV}TIMEOUT", "120"))
+            timeout = float(env.get(ENV_LLM_TIMEOUT, "120"))
         except ValueError:
             timeout = math.nan
         if not timeout > 0:
-            raise LLMConfigError(f"{ENV}TIMEOUT must be positive seconds, got {timeout}")
+            raise LLMConfigError(f"{ENV_LLM_TIMEOUT} must be positive seconds, got {timeout}")
         return cls(
             provider="bedrock" if provider == "bedrock" else "openai",
             model=model,
             base_url=base_url,
-            api_key=env.get(f"{ENV}API_KEY") or env.get("OPENAI_API_KEY") or None,
-            region=env.get(f"{ENV}REGION") or env.get("AWS_REGION") or None,
+            api_key=env.get(ENV_LLM_API_KEY) or env.get("OPENAI_API_KEY") or None,
+            region=env.get(ENV_LLM_REGION) or env.get("AWS_REGION") or None,
             timeout=timeout,
         )
 

@@ -838,3 +838,91 @@ def test_without_a_key_no_role_may_use_kms(default: Run) -> None:
 def test_a_key_alias_is_refused() -> None:
     with pytest.raises(ValueError, match="kmsKeyArn: must be a KMS key ARN"):
         run_program({"kmsKeyArn": f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/warehouse"})
+
+
+# --- the LLM scorer ------------------------------------------------------------------------
+
+SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:klippers-llm-key-AbCdEf"
+
+
+def test_the_parent_gets_the_llm_settings_and_its_key_only_through_secrets_manager() -> None:
+    run = run_program(
+        {
+            "llmModel": "gpt-4o-mini",
+            "llmBaseUrl": "https://api.openai.com/v1",
+            "llmApiKeySecretArn": SECRET,
+        }
+    )
+    _, parent = _containers(run.mocks, NAMES.parent_family)
+    _, child = _containers(run.mocks, NAMES.child_family)
+    env = {e["name"]: e["value"] for e in parent["environment"]}
+    assert env[contract.ENV_LLM_PROVIDER] == "openai"
+    assert env[contract.ENV_LLM_MODEL] == "gpt-4o-mini"
+    assert env[contract.ENV_LLM_BASE_URL] == "https://api.openai.com/v1"
+    assert contract.ENV_LLM_API_KEY not in env
+    assert parent["secrets"] == [{"name": contract.ENV_LLM_API_KEY, "valueFrom": SECRET}]
+    assert "secrets" not in child
+    assert not any(e["name"].startswith(contract.ENV_LLM_PREFIX) for e in child["environment"])
+    execution = _statements(run.mocks.policy("klippers-execution"))
+    assert execution["InjectSecrets"]["Resource"] == [SECRET]
+    assert execution["InjectSecrets"]["Action"] == ["secretsmanager:GetSecretValue"]
+    for name in ("klippers-execution", "klippers-parent-task", "klippers-child-task"):
+        assert_least_privilege(run.mocks.policy(name))
+    assert "InvokeScorerModel" not in _statements(run.mocks.policy("klippers-parent-task"))
+
+
+@pytest.mark.parametrize(
+    ("model", "resources"),
+    [
+        (
+            "anthropic.claude-3-haiku-20240307-v1:0",
+            [f"arn:aws:bedrock:{REGION}::foundation-model/anthropic.claude-3-haiku-20240307-v1:0"],
+        ),
+        (
+            "eu.anthropic.claude-3-haiku-20240307-v1:0",
+            [
+                f"arn:aws:bedrock:{REGION}:{ACCOUNT}:inference-profile/"
+                "eu.anthropic.claude-3-haiku-20240307-v1:0",
+                "arn:aws:bedrock:*::foundation-model/anthropic.claude-3-haiku-20240307-v1:0",
+            ],
+        ),
+    ],
+)
+def test_a_bedrock_scorer_may_invoke_only_its_model_and_only_from_the_parent(
+    model: str, resources: list[str]
+) -> None:
+    run = run_program({"llmProvider": "bedrock", "llmModel": model})
+    parent = _statements(run.mocks.policy("klippers-parent-task"))
+    assert parent["InvokeScorerModel"]["Action"] == ["bedrock:InvokeModel"]
+    assert parent["InvokeScorerModel"]["Resource"] == resources
+    assert "InvokeScorerModel" not in _statements(run.mocks.policy("klippers-child-task"))
+    assert "InjectSecrets" not in _statements(run.mocks.policy("klippers-execution"))
+    assert_least_privilege(run.mocks.policy("klippers-parent-task"))
+
+
+def test_without_llm_settings_no_job_sees_llm_variables_or_secrets(default: Run) -> None:
+    for family in (NAMES.parent_family, NAMES.child_family):
+        _, container = _containers(default.mocks, family)
+        assert "secrets" not in container
+        assert not any(e["name"].startswith("KLIPPERS_LLM_") for e in container["environment"])
+    assert "InjectSecrets" not in _statements(default.mocks.policy("klippers-execution"))
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"llmModel": "m", "llmBaseUrl": "http://llm.example.com/v1"}, "llmBaseUrl: .*https://"),
+        ({"llmModel": "m"}, "llmBaseUrl"),
+        ({"llmModel": "m", "llmProvider": "claude"}, "llmProvider: must be one of openai"),
+        (
+            {"llmModel": "m", "llmBaseUrl": "https://h/v1", "llmApiKeySecretArn": "sk-live"},
+            "llmApiKeySecretArn: must be a Secrets Manager ARN",
+        ),
+        ({"llmApiKeySecretArn": SECRET}, "llmModel: must be set when llmApiKeySecretArn"),
+    ],
+)
+def test_bad_llm_settings_stop_the_program_naming_the_key(
+    config: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        run_program(config)

@@ -148,6 +148,7 @@ def test_full_config_round_trips_with_unknown_fields(ref: VideoRef) -> None:
         "background_video": "backgrounds/minecraft.mp4",
         "layout": "blurred",
         "reframe": "center",
+        "scorer": "llm",
         "caption_style": {"font_size": 72, "colors": ["#fff", "#ff0"]},
         "language": "en-US",
         "asr_backend": "faster-whisper",
@@ -157,6 +158,7 @@ def test_full_config_round_trips_with_unknown_fields(ref: VideoRef) -> None:
     config = ShortsConfig.from_json(json.dumps(doc), ref=ref)
     assert config.layout == "blurred"
     assert config.reframe == "center"
+    assert config.scorer == "llm"
     assert config.caption_style == {"font_size": 72, "colors": ("#fff", "#ff0")}
     assert json.loads(config.to_json()) == doc
     assert config.to_json().endswith("}\n")
@@ -208,6 +210,7 @@ def test_with_segment_count_keeps_everything_else() -> None:
         ({"segment_count": 1, "video_id": ""}, "video_id"),
         ({"segment_count": 1, "layout": "sideways"}, "layout: must be one of stacked"),
         ({"segment_count": 1, "reframe": "wobbly"}, "reframe: must be one of speaker, face"),
+        ({"segment_count": 1, "scorer": "gpt"}, "scorer: must be one of embedded, llm"),
         ({"segment_count": 1, "caption_style": "big"}, "caption_style"),
         ({"segment_count": 1, "language": "English"}, "language"),
         ({"segment_count": 1, "asr_backend": "Whisper Large"}, "asr_backend"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -29,6 +30,7 @@ from klippers.asr.transcribe import (
 )
 from klippers.asr.transcript import Transcript
 from klippers.contract import (
+    EXIT_BAD_INPUT,
     MANIFEST,
     SEGMENTS_DIR,
     SHORTS_DIR,
@@ -48,7 +50,10 @@ from klippers.jobs import child as child_module
 from klippers.jobs import parent as parent_module
 from klippers.jobs.child import ChildResult, run_child
 from klippers.jobs.parent import ParentResult, run_parent
+from klippers.jobs.runner import exit_code
+from klippers.selection.llm import LLMConfigError
 from klippers.storage import LocalStorage
+from tests.klippers.selection.test_llm import FakeChatServer
 from tests.support import media
 from tests.support.talk import talk_video
 from tests.support.whisper_models import ct2_tiny_en_path
@@ -451,6 +456,57 @@ def test_fewer_shorts_remove_the_segments_and_shorts_beyond_the_new_count(
         {MANIFEST} | gone | changed_segment | shorts_of_new_segments(before, after)
     )
     assert json.loads(warehouse.storage.read_bytes(REF.shorts_config))["segment_count"] == 1
+
+
+def _ranked_by_llm(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """A fake model that titles every passage and prefers the later ones."""
+    ids = [int(i) for i in re.findall(r"Passage id: (\d+)", body["messages"][1]["content"])]
+    segments = [
+        {"id": i, "score": 10 + i, "title": f"LLM pick {i}", "reasons": ["the fake model"]}
+        for i in ids
+    ]
+    return 200, {"choices": [{"message": {"content": json.dumps({"segments": segments})}}]}
+
+
+def test_the_llm_scorer_named_in_the_config_chooses_and_its_model_is_in_the_recipe(
+    warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch, spy: Callable[[Any, str], Calls]
+) -> None:
+    loaded = spy(parent_module, "load_transcriber")
+    warehouse.configure(scorer="llm")
+    monkeypatch.setenv("KLIPPERS_LLM_MODEL", "local-model")
+    with FakeChatServer() as server:
+        server.reply = _ranked_by_llm
+        monkeypatch.setenv("KLIPPERS_LLM_BASE_URL", server.url)
+        parent = warehouse.parent()
+    assert len(server.requests) == 1
+    assert server.requests[0][1]["model"] == "local-model"
+    assert len(loaded) == 0, "a new scorer must not transcribe again"
+    assert not parent.reused
+    assert all(entry["title"].startswith("LLM pick") for entry in parent.segments)
+    manifest = json.loads(warehouse.storage.read_bytes(REF.manifest))
+    assert manifest["request"]["scorer"] == {
+        "name": "llm",
+        "provider": "openai",
+        "model": "local-model",
+        "fallback": "none",
+    }
+    # The same settings again: the answer is reused (the server is gone, asking would fail).
+    assert warehouse.parent().reused
+
+
+def test_an_llm_scorer_without_settings_fails_before_any_work(
+    warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch, spy: Callable[[Any, str], Calls]
+) -> None:
+    for name in ("KLIPPERS_LLM_MODEL", "KLIPPERS_LLM_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    warehouse.configure(scorer="llm")
+    downloads = spy(LocalStorage, "download")
+    before = warehouse.snapshot()
+    with pytest.raises(LLMConfigError, match="KLIPPERS_LLM_MODEL is not set") as caught:
+        warehouse.parent()
+    assert exit_code(caught.value) == EXIT_BAD_INPUT
+    assert downloads.args == []
+    assert written(before, warehouse.snapshot()) == set()
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import json
+from pathlib import Path
 
+import pytest
+from click.testing import CliRunner
+
+from klippers.cli import cli
 from klippers.contract import EXIT_BAD_INPUT
 from klippers.jobs.runner import exit_code
 from klippers.selection.config import ScorerConfigError, scorer_from_config
@@ -11,6 +16,7 @@ from klippers.selection.highlights import select_highlights
 from klippers.selection.llm import LLMConfigError, LLMResponseError, LLMScorer
 from klippers.selection.signals import EmbeddedScorer
 from tests.klippers.selection.test_llm import FakeChatServer, _completion, _context, _prefer
+from tests.support.talk import talk_video
 
 
 @pytest.mark.parametrize("name", [None, "embedded", " Embedded "])
@@ -55,3 +61,31 @@ def test_fallback_to_embedded_only_when_asked() -> None:
         scorer = scorer_from_config("llm", {**env, "KLIPPERS_LLM_FALLBACK": "embedded"})
         result = select_highlights(transcript, count=1, target_duration=45, scorer=scorer)
     assert result.highlights[0].text.startswith("Why do most startups fail")
+
+
+def test_klip_highlights_scorer_llm_asks_the_configured_server(tmp_path: Path) -> None:
+    transcript, _ = _context()
+    words = tmp_path / "original.words.json"
+    words.write_text(transcript.to_json(), encoding="utf-8")
+    args = ["highlights", str(words), "--count", "1", "--duration", "45", "--json"]
+    runner = CliRunner()
+    with FakeChatServer() as server:
+        server.reply = _prefer("runway")
+        env = {"KLIPPERS_LLM_MODEL": "local", "KLIPPERS_LLM_BASE_URL": server.url}
+        result = runner.invoke(cli, [*args, "--scorer", "llm"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "runway" in json.loads(result.output)["segments"][0]["text"]
+    assert len(server.requests) == 1
+
+
+def test_klip_run_scorer_llm_without_settings_is_bad_input_before_any_copy(
+    tmp_path: Path,
+) -> None:
+    video = talk_video()
+    env = {"KLIPPERS_LLM_MODEL": "", "KLIPPERS_LLM_BASE_URL": ""}
+    result = CliRunner().invoke(
+        cli, ["run", str(video), "--out", str(tmp_path / "out"), "--scorer", "llm"], env=env
+    )
+    assert result.exit_code == EXIT_BAD_INPUT, result.output
+    assert "KLIPPERS_LLM_MODEL is not set" in result.output
+    assert not (tmp_path / "out").exists()
