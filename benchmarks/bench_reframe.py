@@ -10,10 +10,12 @@ video, the decode-only time of the same clip for scale, the wall time of renderi
 clip as a short and the analysis's share of it (target <= 15 %), and the face hit-rate
 (samples with a detection within 3 % of the width of the true face centre).
 
-Speaker mode: the same for ``analyse(mouths=True)`` plus :func:`klipmedia.shots.plan_shots`,
-split into stages (decode and scene cuts, detection, face mesh, audio loudness, plan: CPU
-seconds per video second), with the share of speech frames framed on the speaker and the
-number of cuts.
+Speaker mode: ``analyse(mouths=True)`` plus :func:`klipmedia.shots.plan_shots` against
+rendering the clip (CPU seconds; target <= 15 %), split into stages (decode and scene
+cuts, detection, tracking, landmarks/mouth, audio, planning: CPU seconds per video
+second), medians of ``--runs`` interleaved analysis and render runs (the machine is
+shared and noisy), with the share of speech frames framed on the speaker and the number
+of cuts.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -36,8 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from klipmedia import CropPath, render_short, window_size
 from klipmedia.blazeface import BlazeFaceDetector
 from klipmedia.landmarks import FaceMesh
-from klipmedia.reframe import ReframeSettings, analyse, plan_path
+from klipmedia.reframe import Analysis, ReframeSettings, analyse, plan_path
 from klipmedia.shots import plan_shots
+from klipmedia.tracking import FaceTracker
 from tests.klipmedia import conversation
 from tests.klipmedia.facegen import FACE_WIDTH, Placement, write_clip
 
@@ -85,7 +89,7 @@ def conversation_clip(seconds: int) -> tuple[Path, conversation.Conversation]:
 class _Timed:
     """Adds the CPU seconds of each call of ``method`` on ``owner`` to ``spent[name]``."""
 
-    def __init__(self, owner: type, method: str, name: str, spent: dict[str, float]) -> None:
+    def __init__(self, owner: object, method: str, name: str, spent: dict[str, float]) -> None:
         self.owner, self.method, self.original = owner, method, getattr(owner, method)
         original = self.original
 
@@ -102,42 +106,57 @@ class _Timed:
         setattr(self.owner, self.method, self.original)
 
 
-def speaker_result(seconds: int) -> dict[str, object]:
-    """Per-stage CPU time of speaker analysis and planning on the conversation clip."""
-    path, talk = conversation_clip(seconds)
+def timed_speaker_analysis(path: Path) -> tuple[Analysis, float, float, dict[str, float]]:
+    """``analyse(mouths=True)``: the analysis, wall and CPU seconds, CPU seconds per stage.
+
+    Stages: detection (BlazeFace), landmarks (face mesh: crop and model, mouth openness),
+    tracking (the tracker's own bookkeeping), audio (loudness and voice activity),
+    decode (decoding, content crop and scene cuts: the rest).
+    """
+    import klipmedia.reframe as reframe_module
+
     spent: dict[str, float] = {}
     timers = [
         _Timed(BlazeFaceDetector, "detect", "detection", spent),
-        _Timed(FaceMesh, "landmarks", "face_mesh", spent),
+        _Timed(FaceMesh, "landmarks", "landmarks", spent),
+        _Timed(FaceTracker, "update", "tracker", spent),
+        _Timed(reframe_module, "_speech", "audio", spent),
     ]
-    import klipmedia.reframe as reframe_module
-
-    loudness = reframe_module.loudness
-
-    def timed_loudness(*args: object, **kwargs: object) -> object:
-        begin = time.process_time()
-        try:
-            return loudness(*args, **kwargs)  # type: ignore[arg-type]
-        finally:
-            spent["audio"] = time.process_time() - begin
-
-    reframe_module.loudness = timed_loudness  # type: ignore[assignment]
     try:
         wall, cpu = time.perf_counter(), time.process_time()
         analysis = analyse(path, mouths=True)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     finally:
-        reframe_module.loudness = loudness
         for timer in timers:
             timer.restore()
-    begin = time.process_time()
-    crop, shots, _ = plan_shots(analysis, aspect=Fraction(9, 16))
-    plan_cpu = time.process_time() - begin
+    tracker = spent.pop("tracker", 0.0)
     stages = {
-        "decode_and_cuts": cpu - sum(spent.values()),
-        **spent,
-        "plan": plan_cpu,
+        "decode": cpu - tracker - spent.get("audio", 0.0),
+        "detection": spent.get("detection", 0.0),
+        "tracking": tracker - spent.get("detection", 0.0) - spent.get("landmarks", 0.0),
+        "landmarks": spent.get("landmarks", 0.0),
+        "audio": spent.get("audio", 0.0),
     }
+    return analysis, wall, cpu, stages
+
+
+def speaker_result(seconds: int, runs: int) -> dict[str, object]:
+    """Per-stage CPU time of speaker analysis and planning on the conversation clip, and
+    its share of the render's CPU time: medians of ``runs`` interleaved runs."""
+    path, talk = conversation_clip(seconds)
+    rounds = []
+    for _ in range(runs):
+        analysis, wall, cpu, stages = timed_speaker_analysis(path)
+        begin = time.process_time()
+        crop, shots, _ = plan_shots(analysis, aspect=Fraction(9, 16))
+        stages["planning"] = time.process_time() - begin
+        cpu += stages["planning"]
+        render, render_cpu = render_seconds(path, crop)
+        rounds.append((wall, cpu, stages, render, render_cpu))
+    median = statistics.median
+    wall, cpu = median(r[0] for r in rounds), median(r[1] for r in rounds)
+    render, render_cpu = median(r[3] for r in rounds), median(r[4] for r in rounds)
+    stages = {k: median(r[2][k] for r in rounds) for k in rounds[0][2]}
     zoom = SIZE[0] / conversation.SIZE[0]
     window = window_size(*SIZE, Fraction(9, 16))[0]
     xs = {"left": conversation.LEFT_X * zoom, "right": conversation.RIGHT_X * zoom}
@@ -146,9 +165,10 @@ def speaker_result(seconds: int) -> dict[str, object]:
         for i in range(seconds * FPS)
         if (who := talk.speaker_at(i / FPS)) in xs
     ]
-    render, render_cpu = render_seconds(path, crop)
+    meshed = sum(face.mouth is not None for s in analysis.samples for face in s.faces)
     return {
         "clip": {"width": SIZE[0], "height": SIZE[1], "fps": FPS, "seconds": seconds},
+        "runs": runs,
         "analysis_wall_s": round(wall, 3),
         "analysis_cpu_s": round(cpu, 3),
         "analysis_cpu_s_per_video_s": round(cpu / seconds, 4),
@@ -157,7 +177,10 @@ def speaker_result(seconds: int) -> dict[str, object]:
         "render_cpu_s": round(render_cpu, 3),
         "analysis_share_of_render": round(wall / render, 4),
         "analysis_cpu_share_of_render_cpu": round(cpu / render_cpu, 4),
+        "cpu_share_per_run": [round(r[1] / r[4], 4) for r in rounds],
+        "target_cpu_share": 0.15,
         "samples": len(analysis.samples),
+        "mouths_measured": meshed,
         "speech_frames_on_speaker": round(sum(spoken) / len(spoken), 4),
         "turns": len(talk.turns),
         "cuts": sum(a == b for a, b in zip(crop.times, crop.times[1:], strict=False)),
@@ -187,6 +210,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="JSON file to write")
     parser.add_argument("--seconds", type=int, default=30, help="clip length")
+    parser.add_argument("--runs", type=int, default=3, help="interleaved speaker-mode runs")
     args = parser.parse_args()
     path = clip(args.seconds)
     settings = ReframeSettings()
@@ -212,7 +236,7 @@ def main() -> None:
         "samples": len(analysis.samples),
         "face_hit_rate": round(hits / len(analysis.samples), 4),
         "cuts": len(analysis.cuts),
-        "speaker": speaker_result(args.seconds),
+        "speaker": speaker_result(args.seconds, args.runs),
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
     }

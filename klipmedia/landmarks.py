@@ -2,8 +2,8 @@
 
 The model (``klipmedia/models/face_landmark.tflite``, Apache-2.0) sees a 192x192 upright
 crop of one face: a square 1.5 times the face's size around its centre, turned so that
-the eyes are level. The crop comes from the decoded planes (only the square is converted
-to RGB), the turn from Pillow's affine resampling. A face is followed from frame to frame
+the eyes are level. The turned square is sampled straight from the decoded planes and
+converted to RGB in numpy (:func:`upright`). A face is followed from frame to frame
 by taking the next crop from the previous frame's points (:meth:`Mesh.roi`).
 
 Mouth openness is the inner-lip gap over the mouth's width: points 13-14 over 78-308
@@ -19,18 +19,19 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image
 
-from klipmedia.blazeface import interpreter, rgb_region
+from klipmedia.blazeface import interpreter
 from klipmedia.faces import Face
 from klipmedia.frames import Planes
 
-__all__ = ["FaceMesh", "Mesh", "Roi"]
+__all__ = ["FaceMesh", "Mesh", "Roi", "upright"]
 
 MESH_MODEL = "face_landmark.tflite"
 _SIZE = 192
@@ -41,6 +42,8 @@ _LIP_TOP, _LIP_BOTTOM, _MOUTH_LEFT, _MOUTH_RIGHT = 13, 14, 78, 308
 _EYE_LEFT, _EYE_RIGHT = 33, 263
 
 Points = NDArray[np.float32]
+Floats = NDArray[np.float32]
+Coords = NDArray[np.floating[Any]]
 
 
 @dataclass(frozen=True)
@@ -114,28 +117,12 @@ class FaceMesh:
         ``planes``: the picture as limited BT.709 planes
         (:func:`~klipmedia.frames.decoded_planes`).
         """
-        crop, (ox, oy), scale = _crop(planes, roi)
-        cos, sin = math.cos(roi.angle), math.sin(roi.angle)
-        unit = roi.side / _SIZE * scale  # crop pixels per input pixel
-        # input (u, v) -> crop pixels: centre + R(angle) @ (u - 96, v - 96) * unit
-        cx, cy = (roi.cx - ox) * scale, (roi.cy - oy) * scale
-        half = _SIZE / 2
-        coeffs = (
-            cos * unit,
-            -sin * unit,
-            cx - half * unit * (cos - sin),
-            sin * unit,
-            cos * unit,
-            cy - half * unit * (sin + cos),
-        )
-        upright = crop.transform(
-            (_SIZE, _SIZE), Image.Transform.AFFINE, coeffs, Image.Resampling.BILINEAR
-        )
-        tensor = np.asarray(upright, np.float32)[None] / 255.0
-        self._model.set_tensor(self._input, tensor)
+        self._model.set_tensor(self._input, upright(planes, roi)[None])
         self._model.invoke()
         raw = self._model.get_tensor(self._output).reshape(-1, 3)[:, :2]
+        half = _SIZE / 2
         u, v = raw[:, 0] - half, raw[:, 1] - half
+        cos, sin = math.cos(roi.angle), math.sin(roi.angle)
         step = roi.side / _SIZE
         points = np.stack(
             [roi.cx + (cos * u - sin * v) * step, roi.cy + (sin * u + cos * v) * step], axis=1
@@ -143,16 +130,62 @@ class FaceMesh:
         return Mesh(points.astype(np.float32))
 
 
-def _crop(planes: Planes, roi: Roi) -> tuple[Image.Image, tuple[int, int], float]:
-    """RGB of the part of the picture that the turned square ``roi`` covers.
+@functools.cache
+def _grid() -> tuple[Floats, Floats]:
+    """Offsets (u, v) of the model input's pixel centres from its centre."""
+    offsets = np.arange(_SIZE, dtype=np.float32) + 0.5 - _SIZE / 2
+    u, v = np.meshgrid(offsets, offsets)
+    return u, v
 
-    Returns the picture, the crop's origin in picture pixels and the scale applied: every
-    ``step``-th pixel is kept so that the square's side stays at least 192 pixels.
+
+def _flat(plane: NDArray[np.uint8]) -> tuple[NDArray[np.uint8], int]:
+    """A 1-D view of a plane's rows (line padding included) and its row stride."""
+    if plane.strides[1] != 1 or plane.strides[0] < plane.shape[1]:
+        plane = np.ascontiguousarray(plane)
+    h, w = plane.shape
+    row = plane.strides[0]
+    size = (h - 1) * row + w
+    return np.lib.stride_tricks.as_strided(plane, (size,), (1,), writeable=False), row
+
+
+def _bilinear(plane: NDArray[np.uint8], x: Coords, y: Coords) -> Floats:
+    """``plane`` sampled at pixel coordinates ``x``, ``y`` (edges repeated outside)."""
+    h, w = plane.shape
+    x = np.clip(x - np.float32(0.5), 0, w - 1.001, dtype=np.float32)
+    y = np.clip(y - np.float32(0.5), 0, h - 1.001, dtype=np.float32)
+    left, top = np.floor(x), np.floor(y)
+    fx, fy = x - left, y - top
+    flat, row = _flat(plane)
+    index = top.astype(np.intp) * row + left.astype(np.intp)
+    upper = flat[index] + fx * (flat[index + 1] - flat[index].astype(np.float32))
+    index += row
+    lower = flat[index] + fx * (flat[index + 1] - flat[index].astype(np.float32))
+    return np.asarray(upper + fy * (lower - upper), np.float32)
+
+
+def _nearest(plane: NDArray[np.uint8], x: Coords, y: Coords) -> Floats:
+    """``plane`` at the pixels nearest to coordinates ``x``, ``y`` (clamped to its edges)."""
+    h, w = plane.shape
+    flat, row = _flat(plane)
+    column = np.clip(x, 0, w - 1, dtype=np.float32).astype(np.intp)
+    line = np.clip(y, 0, h - 1, dtype=np.float32).astype(np.intp)
+    return np.asarray(flat[line * row + column], np.float32)
+
+
+def upright(planes: Planes, roi: Roi) -> Floats:
+    """The model's input: ``roi``'s square turned upright, 192x192 RGB in [0, 1].
+
+    Sampled straight from the limited BT.709 planes (luma bilinear, chroma nearest) and
+    converted to RGB in numpy: nothing outside the square is converted.
     """
-    reach = roi.side / 2 * (abs(math.cos(roi.angle)) + abs(math.sin(roi.angle)))
-    x0 = min(max(0, int(roi.cx - reach)), planes.width - 2) // 2 * 2
-    y0 = min(max(0, int(roi.cy - reach)), planes.height - 2) // 2 * 2
-    x1 = max(min(planes.width // 2 * 2, math.ceil((roi.cx + reach) / 2) * 2), x0 + 2)
-    y1 = max(min(planes.height // 2 * 2, math.ceil((roi.cy + reach) / 2) * 2), y0 + 2)
-    step = max(1, int(roi.side // _SIZE))
-    return rgb_region(planes, (x0, y0, x1, y1), step), (x0, y0), 1.0 / step
+    u, v = _grid()
+    cos, sin = math.cos(roi.angle), math.sin(roi.angle)
+    step = roi.side / _SIZE
+    x = roi.cx + (cos * u - sin * v) * step
+    y = roi.cy + (sin * u + cos * v) * step
+    luma = (_bilinear(planes.y, x, y) - 16.0) * (1 / 219)
+    half_x, half_y = x * 0.5, y * 0.5
+    cb = (_nearest(planes.u, half_x, half_y) - 128.0) * (1 / 224)
+    cr = (_nearest(planes.v, half_x, half_y) - 128.0) * (1 / 224)
+    rgb = np.stack([luma + 1.5748 * cr, luma - 0.1873 * cb - 0.4681 * cr, luma + 1.8556 * cb], -1)
+    return np.asarray(np.clip(rgb, 0.0, 1.0, out=rgb), np.float32)

@@ -9,7 +9,7 @@ from typing import Literal
 import av
 import numpy as np
 
-from klipmedia.crop import Window, place_window, window_size
+from klipmedia.crop import CropPath, Window, place_window, window_size
 from klipmedia.errors import KlipmediaError
 from klipmedia.frames import Planes, frame_planes, planes_to_frame, reformat
 
@@ -21,6 +21,63 @@ _DOWNSCALE = av.video.reformatter.Interpolation.AREA  # the right filter, and ha
 _SOFT = av.video.reformatter.Interpolation.BILINEAR
 _BLUR_FACTOR = 12
 _BLUR_DIM = 0.6
+
+
+@dataclass(frozen=True)
+class FramedPath(CropPath):
+    """A crop path that also places the window vertically and zooms in: a person framed.
+
+    ``rows``: the window's vertical centre as a fraction of the picture's height;
+    ``scales``: the window's size as a fraction of the largest window of its aspect
+    (1: full height). Both are given at ``times`` and interpolated like ``centers``.
+
+    Examples
+    --------
+    >>> path = FramedPath((0.0,), (0.3,), rows=(0.4,), scales=(0.5,))
+    >>> path.row_at(2.0), path.scale_at(2.0)
+    (0.4, 0.5)
+    """
+
+    rows: tuple[float, ...] = ()
+    scales: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if len(self.rows) != len(self.times) or len(self.scales) != len(self.times):
+            raise KlipmediaError("a FramedPath needs a row and a scale at each time")
+        if any(not 0.0 <= r <= 1.0 for r in self.rows):
+            raise KlipmediaError("FramedPath rows must lie in [0, 1]")
+        if any(not 0.0 < z <= 1.0 for z in self.scales):
+            raise KlipmediaError("FramedPath scales must lie in (0, 1]")
+
+    def row_at(self, t: float) -> float:
+        """The window's vertical centre at ``t``, as a fraction of the picture's height."""
+        return CropPath(self.times, self.rows).center_at(t)
+
+    def scale_at(self, t: float) -> float:
+        """The window's size at ``t``, as a fraction of the largest window."""
+        return CropPath(self.times, self.scales).center_at(t)
+
+
+def panel_window(
+    path: CropPath, t: float, src_width: int, src_height: int, size: tuple[int, int], box: Window
+) -> Window:
+    """The crop window of a panel at ``t`` seconds in a source of ``src_width`` x ``src_height``.
+
+    ``size``: the largest window of the panel's aspect; ``box``: the picture inside any
+    black bars. A plain :class:`~klipmedia.crop.CropPath` gives that window at full height
+    (:func:`~klipmedia.crop.place_window`); a :class:`FramedPath` a smaller one centred on
+    its row too, both clamped inside the picture.
+    """
+    if not isinstance(path, FramedPath) or size[0] > box.width:
+        return place_window(src_width, src_height, size, path.center_at(t), box)
+    scale = path.scale_at(t)
+    width, height = _round_even(size[0] * scale), _round_even(size[1] * scale)
+    x = round(box.x + path.center_at(t) * box.width - width / 2)
+    y = round(box.y + path.row_at(t) * box.height - height / 2)
+    x = min(max(x, box.x), box.x + box.width - width) // 2 * 2
+    y = min(max(y, box.y), box.y + box.height - height) // 2 * 2
+    return Window(x, y, width, height)
 
 
 def _round_even(value: float) -> int:

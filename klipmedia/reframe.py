@@ -42,7 +42,7 @@ from klipmedia.frames import decoded_planes, open_video, planes_to_frame
 from klipmedia.landmarks import FaceMesh
 from klipmedia.letterbox import Content, frame_box, resolve_content
 from klipmedia.probe import probe
-from klipmedia.speaker import Loudness, SpeakerSettings, loudness
+from klipmedia.speaker import HOP, Loudness, SpeakerSettings, loudness, speech_near
 from klipmedia.tracking import FaceTracker
 
 __all__ = [
@@ -63,6 +63,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Floats = NDArray[np.float64]
+Flags = NDArray[np.bool_]
 
 # A face within this distance (fraction of width) of the previous target gets this score boost,
 # so the window does not flip between two faces of similar size.
@@ -104,9 +105,15 @@ class ReframeSettings:
         re-detected only around its last place (a full scan also runs when it is lost).
     skip_non_reference
         Do not decode non-reference frames (about half the decode time with B-frames).
-        Only without mouths: the mouth signal needs evenly spaced frames.
+        With mouths, only while the frames left are no further apart than a mouth
+        sample (the mouth signal needs evenly spaced samples); after a wider gap every
+        frame is decoded.
     mouth_fps
-        With mouths: face-mesh samples per second (mouth openness, face tracks).
+        With mouths: samples per second (face tracks; mouth openness where two or more
+        faces are seen and someone speaks within half a speaker window).
+    follow_fps
+        With mouths: face-mesh runs per second on faces whose mouths are not measured,
+        to keep each track on its face.
     track_rescan
         With mouths: seconds between face detections (the mesh follows faces between).
     min_shot
@@ -125,7 +132,8 @@ class ReframeSettings:
     centrality: float = 0.5
     rescan: float = 1.0
     skip_non_reference: bool = True
-    mouth_fps: float = 15.0
+    mouth_fps: float = 10.0
+    follow_fps: float = 3.0
     track_rescan: float = 1.0
     min_shot: float = 1.0
     speaker: SpeakerSettings = field(default_factory=SpeakerSettings)
@@ -144,6 +152,7 @@ class ReframeSettings:
                 ("centrality", self.centrality, 0 <= self.centrality <= 1, "in [0, 1]"),
                 ("rescan", self.rescan, self.rescan >= 0, ">= 0"),
                 ("mouth_fps", self.mouth_fps, 0 < self.mouth_fps <= 60, "in (0, 60]"),
+                ("follow_fps", self.follow_fps, 0 < self.follow_fps <= 60, "in (0, 60]"),
                 ("track_rescan", self.track_rescan, self.track_rescan >= 0, ">= 0"),
                 ("min_shot", self.min_shot, self.min_shot >= 0, ">= 0"),
             )
@@ -271,11 +280,15 @@ def analyse(
     if start < 0 or (end is not None and end <= start):
         raise ReframeError(f"bad range: start={start}, end={end}")
     source = Path(path)
-    container, _ = open_video(source)
+    container, stream = open_video(source)
     detector = detector or default_detector()
+    level: Loudness | None = None
+    wanted: Flags | None = None
     follower: FaceTracker | _Scanner
     if mouths:
-        follower = FaceTracker(detector, FaceMesh(), settings.track_rescan)
+        follow = 1.0 / settings.follow_fps
+        follower = FaceTracker(detector, FaceMesh(), settings.track_rescan, follow)
+        level, wanted = _speech(source, stream, start, end, settings.speaker)
     else:
         follower = _Scanner(detector, settings)
     interval = 1.0 / (settings.mouth_fps if mouths else settings.sample_fps)
@@ -283,21 +296,24 @@ def analyse(
     cuts: list[float] = []
     size: tuple[int, int] | None = None
     with container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        if settings.skip_non_reference and not mouths:
-            stream.codec_context.skip_frame = "NONREF"
+        skipping = _fast_decoding(stream, settings.skip_non_reference)
         origin = stream.start_time or 0
         time_base = stream.time_base or Fraction(1, 90000)
         if start > 0:
             container.seek(origin + math.floor(start / time_base), stream=stream)
         next_sample = start
         previous: NDArray[np.float32] | None = None
+        last = -math.inf
         try:
             for frame in container.decode(stream):
                 if frame.pts is None:
                     continue
                 t = float((frame.pts - origin) * time_base)
+                if skipping and mouths and t - last > interval * 1.01 and last > -math.inf:
+                    log.debug("%s: frames %.3f s apart: decoding every frame", source, t - last)
+                    stream.codec_context.skip_frame = "DEFAULT"
+                    skipping = False
+                last = t
                 if t < start:
                     continue
                 if end is not None and t >= end:
@@ -314,7 +330,11 @@ def analyse(
                 previous = signature
                 if t < next_sample:
                     continue
-                samples.append(Sample(t - start, follower.update(t, picture)))
+                if isinstance(follower, FaceTracker):
+                    faces = follower.update(t, picture, _flag_at(wanted, t - start))
+                else:
+                    faces = follower.update(t, picture)
+                samples.append(Sample(t - start, faces))
                 while next_sample <= t:
                     next_sample += interval
         except av.FFmpegError as exc:
@@ -323,11 +343,45 @@ def analyse(
         raise ReframeError(f"{source}: no video frames between {start} s and {end} s")
     found = sum(1 for s in samples if s.faces)
     log.debug("%s: faces in %d of %d samples, %d cuts", source, found, len(samples), len(cuts))
-    level = None
-    if mouths:
-        first = float(origin * time_base)
-        level = loudness(source, start=first + start, end=None if end is None else first + end)
     return Analysis(size[0], size[1], tuple(samples), tuple(cuts), level)
+
+
+def _fast_decoding(stream: av.video.stream.VideoStream, skip_non_reference: bool) -> bool:
+    """Make ``stream``'s decoder cheap for analysis; whether it skips non-reference frames.
+
+    The deblocking filter is skipped (the models do not mind a little blocking), and
+    with ``skip_non_reference`` so are the frames that no other frame refers to.
+    """
+    stream.thread_type = "AUTO"
+    stream.codec_context.options = {"skip_loop_filter": "all"}
+    if skip_non_reference:
+        stream.codec_context.skip_frame = "NONREF"
+    return skip_non_reference
+
+
+def _speech(
+    source: Path,
+    stream: av.video.stream.VideoStream,
+    start: float,
+    end: float | None,
+    settings: SpeakerSettings,
+) -> tuple[Loudness | None, Flags | None]:
+    """The loudness of ``[start, end)`` (seconds from the video's first timestamp) and
+    where mouths are wanted: within half a speaker window of speech (None: no audio)."""
+    first = float((stream.start_time or 0) * (stream.time_base or Fraction(1, 90000)))
+    level = loudness(source, start=first + start, end=None if end is None else first + end)
+    if level is None:
+        return None, None
+    return level, speech_near(level, settings.window / 2, settings)
+
+
+def _flag_at(flags: Flags | None, t: float) -> bool:
+    """``flags`` (one every :data:`~klipmedia.speaker.HOP`) at ``t`` seconds; False for None
+    or past the end."""
+    if flags is None:
+        return False
+    index = round(t / HOP)
+    return bool(flags[index]) if 0 <= index < len(flags) else False
 
 
 def _window(seconds: float, fps: float) -> int:

@@ -14,7 +14,7 @@ import av
 from klipmedia import layout as lay
 from klipmedia.audio import RATE, aac_copy, aac_frames, source_samples
 from klipmedia.captions import Captions
-from klipmedia.crop import CropPath, Window, place_window, window_size
+from klipmedia.crop import CropPath, Window, window_size
 from klipmedia.encode import EncodeSettings, Mp4Writer
 from klipmedia.errors import RenderError
 from klipmedia.frames import (
@@ -213,7 +213,7 @@ def _panels(
         t = frame_time(index, fps)
         panels: Panels = []
         for top, path, size, height in zip(tops, paths, sizes, heights, strict=True):
-            window = place_window(source.width, source.height, size, path.center_at(t), box)
+            window = lay.panel_window(path, t, source.width, source.height, size, box)
             panels.append((top, lay.speaker_panel(source, window, layout.width, height)))
         if fill_bottom:
             bottom = lay.blurred(picture, layout.width, layout.height - layout.top_height)

@@ -45,7 +45,7 @@ from numpy.typing import NDArray
 from klipmedia.blazeface import litert_available
 from klipmedia.crop import CropPath, Window, window_size
 from klipmedia.faces import Face, ReframeError
-from klipmedia.layout import Layout, LayoutKind
+from klipmedia.layout import FramedPath, Layout, LayoutKind
 from klipmedia.letterbox import Content, frame_box, resolve_content
 from klipmedia.probe import probe
 from klipmedia.reframe import (
@@ -98,6 +98,13 @@ SPLIT_TOGETHER = 0.6
 """``auto`` splits only when two faces are seen together in this share of the samples..."""
 SPLIT_SHARE = 0.2
 """...and each of them speaks at least this share of the time someone is named."""
+SPLIT_FACE = 0.4
+"""In the split layout, a face box fills this share of its panel's height..."""
+SPLIT_MIN_SCALE = 0.45
+"""...unless that would zoom in further than this share of the full height (the
+picture would be enlarged too much)."""
+_EYES = 0.4
+"""The eyes' row in a face box, as a share of its height from the top."""
 
 
 @dataclass(frozen=True)
@@ -414,44 +421,64 @@ def _pair(faces: Sequence[Face]) -> tuple[Face, Face] | None:
 
 def split_paths(
     analysis: Analysis, *, aspect: Fraction, settings: ReframeSettings | None = None
-) -> tuple[CropPath, CropPath]:
-    """Still windows of ``aspect`` on the left and the right person, scene by scene.
+) -> tuple[FramedPath, FramedPath]:
+    """Still windows of ``aspect`` framing the left and the right person, scene by scene.
 
-    In each scene, the left and right of the two largest faces are framed at their
-    median centres; a scene without two faces frames its most prominent face (or the
-    centre) in both panels.
+    In each scene, the left and right of the two largest faces are framed head and
+    shoulders: the window is sized so that the face (median box) fills
+    :data:`SPLIT_FACE` of its height (zooming in at most to :data:`SPLIT_MIN_SCALE` of
+    the full height), with the eyes a third of the way down, clamped inside the picture.
+    A scene without two faces frames its most prominent face (or the centre) in both
+    panels at full height.
 
     Examples
     --------
     >>> top, bottom = split_paths(analysis, aspect=Fraction(9, 8))  # doctest: +SKIP
+    >>> top.center_at(0.0), top.row_at(0.0), top.scale_at(0.0)  # doctest: +SKIP
+    (0.28, 0.52, 0.62)
     """
     settings = settings or ReframeSettings()
-    win_width, _ = window_size(analysis.width, analysis.height, aspect)
-    half = min(win_width / analysis.width / 2, 0.5)
-    left: list[tuple[float, float]] = []
-    right: list[tuple[float, float]] = []
+    win_width, win_height = window_size(analysis.width, analysis.height, aspect)
+    points: tuple[list[tuple[float, float, float, float]], ...] = ([], [])
     for begin, scene in shots_between_cuts(analysis.samples, analysis.cuts):
         pairs = [pair for pair in (_pair(s.faces) for s in scene) if pair is not None]
         if pairs:
-            centres = [
-                float(np.median([pair[side].center_x for pair in pairs])) / analysis.width
-                for side in (0, 1)
-            ]
+            framings = [_head_and_shoulders([p[side] for p in pairs], analysis) for side in (0, 1)]
         else:
             prominent = prominent_faces(scene, analysis.width, settings)
             seen = prominent[~np.isnan(prominent)]
-            centres = [float(np.median(seen)) if len(seen) else 0.5] * 2
-        for path, centre in zip((left, right), centres, strict=True):
-            clipped = min(max(centre, half), 1.0 - half)
+            framings = [(float(np.median(seen)) if len(seen) else 0.5, 0.5, 1.0)] * 2
+        for path, (centre, row, scale) in zip(points, framings, strict=True):
+            half_w = min(win_width * scale / analysis.width / 2, 0.5)
+            half_h = win_height * scale / analysis.height / 2
+            clipped = (
+                min(max(centre, half_w), 1.0 - half_w),
+                min(max(row, half_h), 1.0 - half_h),
+                scale,
+            )
             if path:
-                path.append((begin, path[-1][1]))
-            path.append((begin, clipped))
-    if not left:
-        return CropPath.fixed(0.5), CropPath.fixed(0.5)
-    return (
-        CropPath(tuple(t for t, _ in left), tuple(c for _, c in left)),
-        CropPath(tuple(t for t, _ in right), tuple(c for _, c in right)),
-    )
+                path.append((begin, *path[-1][1:]))
+            path.append((begin, *clipped))
+    if not points[0]:
+        return _framed([(0.0, 0.5, 0.5, 1.0)]), _framed([(0.0, 0.5, 0.5, 1.0)])
+    return _framed(points[0]), _framed(points[1])
+
+
+def _head_and_shoulders(faces: Sequence[Face], analysis: Analysis) -> tuple[float, float, float]:
+    """Centre (fraction of the width), row (of the height) and scale of a window framing
+    the median of ``faces`` with its eyes a third of the way down."""
+    height = float(np.median([face.height for face in faces]))
+    centre = float(np.median([face.center_x for face in faces])) / analysis.width
+    eyes = float(np.median([face.y + _EYES * face.height for face in faces]))
+    scale = min(max(height / SPLIT_FACE / analysis.height, SPLIT_MIN_SCALE), 1.0)
+    window = scale * analysis.height
+    return centre, (eyes - window / 3 + window / 2) / analysis.height, scale
+
+
+def _framed(points: Sequence[tuple[float, float, float, float]]) -> FramedPath:
+    """A framed path from (time, centre, row, scale) points."""
+    times, centres, rows, scales = (tuple(values) for values in zip(*points, strict=True))
+    return FramedPath(times, centres, rows=rows, scales=scales)
 
 
 def wants_split(

@@ -42,6 +42,7 @@ __all__ = [
     "loudness",
     "speaker_scores",
     "speech_at",
+    "speech_near",
     "voice_activity",
 ]
 
@@ -226,6 +227,24 @@ def speech_at(level: Loudness, times: Floats, settings: SpeakerSettings | None =
     """Whether someone is audibly speaking at each of ``times`` (seconds)."""
     active = voice_activity(level, settings).astype(np.float64)
     return np.asarray(_at(active, times) > 0.5, np.bool_)
+
+
+def speech_near(level: Loudness, reach: float, settings: SpeakerSettings | None = None) -> Flags:
+    """Whether someone speaks within ``reach`` seconds, every :data:`HOP` seconds.
+
+    Where this is False no speaker can be named, so mouths need not be measured: a
+    speaker is scored over a window of samples around each moment of speech.
+
+    Examples
+    --------
+    >>> level = Loudness((-90.0,) * 100 + (-20.0,) * 10 + (-90.0,) * 100)
+    >>> near = speech_near(level, 0.5)
+    >>> bool(near[40]), bool(near[60]), bool(near[170])
+    (False, True, False)
+    """
+    active = voice_activity(level, settings)
+    size = 2 * round(reach / HOP) + 1
+    return np.asarray(np.convolve(active, np.ones(size), mode="same") > 0, np.bool_)
 
 
 def _mouths(samples: Sequence[Sample]) -> dict[int, Floats]:

@@ -1,9 +1,12 @@
 """Face tracks: who is where, sample after sample, with the mouth's openness.
 
 A :class:`FaceTracker` runs the detector every ``rescan`` seconds (and at once after a
-scene cut) and the face mesh on every followed face at every sample. Each face mesh gives
-the crop for the next sample (so a face is followed between detections, however it moves
-or turns), the face's box and its mouth openness.
+scene cut) and the face mesh on the followed faces. Each face mesh gives the crop for the
+next one (so a face is followed between detections, however it moves or turns), the
+face's box and its mouth openness. The mesh runs at every sample only where mouths are
+wanted and two or more faces are followed (one face's mouth decides nothing); otherwise
+every ``follow`` seconds, enough to keep each track on its face, and the samples between
+hold the last box without a mouth.
 A detection near a track confirms it; one near no track starts a new track; a track that
 two detections in a row do not confirm has left (or was a false find) and ends.
 
@@ -23,6 +26,7 @@ import av
 
 from klipmedia.blazeface import model_planes
 from klipmedia.faces import Face, FaceDetector
+from klipmedia.frames import Planes
 from klipmedia.landmarks import FaceMesh, Mesh, Roi
 
 __all__ = ["FaceTracker"]
@@ -34,6 +38,8 @@ _DRIFT = 0.3
 put back on the detection."""
 _MISSES = 2
 """Detections in a row that may miss a track before it ends."""
+_MOTION = 0.5
+"""Seconds between two meshes of a face within which its motion is carried forward."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,21 @@ class _Track:
     roi: Roi
     score: float
     misses: int = 0
+    face: Face | None = None
+    """What the last face mesh found (None: not run yet)."""
+    meshed: float = -math.inf
+    """When the last face mesh ran."""
+    velocity: tuple[float, float] = (0.0, 0.0)
+    """The face's motion between the last two meshes, pixels per second (x, y)."""
+
+    def at(self, time: float) -> tuple[Roi, Face | None]:
+        """The crop and the face moved on by the velocity to ``time`` (no mouth)."""
+        if self.face is None or math.isinf(self.meshed):
+            return self.roi, None
+        dt = time - self.meshed
+        dx, dy = self.velocity[0] * dt, self.velocity[1] * dt
+        moved = replace(self.face, x=self.face.x + dx, y=self.face.y + dy, mouth=None)
+        return replace(self.roi, cx=self.roi.cx + dx, cy=self.roi.cy + dy), moved
 
 
 class FaceTracker:
@@ -52,15 +73,20 @@ class FaceTracker:
     detector
         Finds faces every ``rescan`` seconds.
     mesh
-        The face mesh run on every followed face at every sample.
+        The face mesh, run on the followed faces.
     rescan
         Seconds between detections.
+    follow
+        Seconds between face meshes on a face whose mouth is not wanted (0: every sample).
     """
 
-    def __init__(self, detector: FaceDetector, mesh: FaceMesh, rescan: float) -> None:
+    def __init__(
+        self, detector: FaceDetector, mesh: FaceMesh, rescan: float, follow: float = 0.0
+    ) -> None:
         self._detector = detector
         self._mesh = mesh
         self._rescan = rescan
+        self._follow = follow
         self._tracks: list[_Track] = []
         self._next_id = 0
         self._last_scan = -math.inf
@@ -70,20 +96,31 @@ class FaceTracker:
         self._tracks = []
         self._last_scan = -math.inf
 
-    def update(self, time: float, frame: av.VideoFrame) -> tuple[Face, ...]:
-        """The faces followed at ``time`` seconds in ``frame``, with track ids and mouths."""
+    def update(self, time: float, frame: av.VideoFrame, mouths: bool = True) -> tuple[Face, ...]:
+        """The faces followed at ``time`` seconds in ``frame``, with track ids.
+
+        ``mouths``: whether mouth openness is wanted here; it is measured (``Face.mouth``)
+        only where two or more faces are followed. A face not meshed at this sample keeps
+        its last box, without a mouth.
+        """
         if time - self._last_scan >= self._rescan:
             self._last_scan = time
             self._tracks = self._matched(self._detector.detect(frame))
-        if not self._tracks:
-            return ()
-        planes = model_planes(frame)
+        wanted = mouths and len(self._tracks) >= 2
+        planes: Planes | None = None
         faces: list[Face] = []
         tracks: list[_Track] = []
         for track in self._tracks:
-            mesh = self._mesh.landmarks(planes, track.roi)
-            faces.append(_face(mesh, track))
-            tracks.append(replace(track, roi=mesh.roi()))
+            roi, moved = track.at(time)
+            if moved is not None and not wanted and time - track.meshed < self._follow:
+                faces.append(moved)
+                tracks.append(track)
+                continue
+            planes = planes or model_planes(frame)
+            mesh = self._mesh.landmarks(planes, roi)
+            face = _face(mesh, track)
+            faces.append(face)
+            tracks.append(_meshed(track, mesh, face, time))
         self._tracks = tracks
         return tuple(faces)
 
@@ -117,6 +154,19 @@ def _nearest(roi: Roi, faces: list[Face]) -> Face | None:
         if distance < best_distance and distance <= _MATCH * max(face.width, face.height):
             best, best_distance = face, distance
     return best
+
+
+def _meshed(track: _Track, mesh: Mesh, face: Face, time: float) -> _Track:
+    """``track`` after a face mesh at ``time``: new crop and face, velocity from the last
+    mesh if it was recent (within :data:`_MOTION` seconds)."""
+    velocity = (0.0, 0.0)
+    if track.face is not None and 0 < time - track.meshed <= _MOTION:
+        dt = time - track.meshed
+        velocity = (
+            (face.center_x - track.face.center_x) / dt,
+            (face.y + face.height / 2 - track.face.y - track.face.height / 2) / dt,
+        )
+    return replace(track, roi=mesh.roi(), face=face, meshed=time, velocity=velocity)
 
 
 def _face(mesh: Mesh, track: _Track) -> Face:

@@ -10,11 +10,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from klipmedia.crop import CropPath
+from klipmedia.crop import CropPath, Window
 from klipmedia.faces import Face, ReframeError
-from klipmedia.layout import Layout
+from klipmedia.layout import Layout, panel_window
 from klipmedia.reframe import Analysis, Sample
-from klipmedia.shots import ReframePlan, Shot, plan_reframe, plan_shots, split_paths, wants_split
+from klipmedia.shots import (
+    SPLIT_FACE,
+    SPLIT_MIN_SCALE,
+    ReframePlan,
+    Shot,
+    plan_reframe,
+    plan_shots,
+    split_paths,
+    wants_split,
+)
 from klipmedia.speaker import HOP, Loudness
 
 PORTRAIT = Fraction(9, 16)
@@ -127,12 +136,27 @@ def test_face_mode_ignores_the_voices() -> None:
 
 def test_split_frames_the_left_and_right_person() -> None:
     analysis = conversation(6.0, lambda t: 0 if t < 3 else 1)
-    top, bottom = split_paths(analysis, aspect=Layout("split").crop_aspect)
-    half = 1214 / 2 / WIDTH  # a 9:8 window of a 1080-row picture is 1214 wide
-    assert top.center_at(1.0) == pytest.approx(max(LEFT, half), abs=0.01)
-    assert bottom.center_at(1.0) == pytest.approx(min(RIGHT, 1 - half), abs=0.01)
+    paths = split_paths(analysis, aspect=Layout("split").crop_aspect)
+    full = (1214, 1080)  # the largest 9:8 window of a 1080-row picture
+    for path, x in zip(paths, (LEFT, RIGHT), strict=True):
+        window = panel_window(path, 1.0, WIDTH, HEIGHT, full, Window(0, 0, WIDTH, HEIGHT))
+        assert window.x + window.width / 2 == pytest.approx(x * WIDTH, abs=2)
+        # the faces (150 px at row 400) are small: zoomed in as far as allowed
+        assert window.height == pytest.approx(SPLIT_MIN_SCALE * 1080, abs=2)
+        eyes = 400 + 0.4 * 150
+        assert (eyes - window.y) / window.height == pytest.approx(1 / 3, abs=0.01)
     _, _, turns = plan_shots(analysis, aspect=PORTRAIT)
     assert wants_split(analysis, turns)
+
+
+def test_split_zooms_until_the_face_fills_its_share_of_the_panel() -> None:
+    big = Face(300, 100, 360, 360, 0.9, track=0)
+    other = Face(1300, 500, 150, 150, 0.9, track=1)
+    analysis = Analysis(WIDTH, HEIGHT, (Sample(0.0, (big, other)),), ())
+    top, _ = split_paths(analysis, aspect=Layout("split").crop_aspect)
+    window = panel_window(top, 0.0, WIDTH, HEIGHT, (1214, 1080), Window(0, 0, WIDTH, HEIGHT))
+    assert big.height / window.height == pytest.approx(SPLIT_FACE, abs=0.01)
+    assert window.y == 0  # the eyes would be a third down: clamped at the picture's top
 
 
 def test_no_split_when_one_person_does_all_the_talking() -> None:
