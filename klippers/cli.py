@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -344,9 +343,8 @@ class _RichEvents:
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
-    default=os.cpu_count() or 1,
-    show_default=True,
-    help="Shorts rendered in parallel.",
+    help="Shorts rendered in parallel (default: one per core, as free memory allows at "
+    "about 450 MB per render).",
 )
 @click.option("--user", default="local", show_default=True, help="Warehouse user id.")
 @click.option("--video-id", help="Warehouse video id (default: from the file name).")
@@ -366,7 +364,7 @@ def run(
     reframe: str | None,
     scorer: str | None,
     out: Path,
-    workers: int,
+    workers: int | None,
     user: str,
     video_id: str | None,
     model: str | None,

@@ -12,6 +12,7 @@ same way again, and re-running ``klip run`` resumes anyway. The other shorts go 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import math
@@ -23,7 +24,7 @@ import time
 from collections.abc import Callable, MutableMapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.context import SpawnContext
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -33,7 +34,7 @@ import klipmedia
 from klippers.contract import EXIT_FAILURE, EXIT_TRANSIENT, ShortsConfig, VideoRef, video_id_for
 from klippers.gallery import write_gallery
 from klippers.jobs.parent import ParentResult, read_manifest, run_parent
-from klippers.jobs.runner import exit_code, scratch
+from klippers.jobs.runner import exit_code, require_free_space, scratch
 from klippers.selection.config import scorer_recipe
 from klippers.statemachine import CHILD_RETRY
 from klippers.storage import LocalStorage, Storage, StorageKeyNotFoundError
@@ -42,6 +43,10 @@ log = logging.getLogger(__name__)
 
 LOCAL_USER = "local"
 BACKGROUND_NAME = "background.mp4"
+SHORTS_DISK_RESERVE = 1_000_000_000
+"""Disk kept free beside the original's copy for the shorts and their scratch files."""
+RENDER_MEMORY_BYTES = 450 * 2**20
+"""Peak memory of one 1080x1920 render (measured, ``benchmarks/bench_render.py``)."""
 _PROGRESS_EVERY = 10  # frames between progress messages from a child process
 _POLL_SECONDS = 0.1  # longest wait for a finished short before passing progress on
 
@@ -77,7 +82,8 @@ class RunOptions:
     layout: str | None = None
     reframe: str | None = None
     scorer: str | None = None
-    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    workers: int | None = None
+    """Shorts rendered at once; None: :func:`default_workers`."""
     user: str = LOCAL_USER
     video_id: str | None = None
     asr_model: str | None = None
@@ -181,6 +187,12 @@ def run_local(video: Path, out: Path, options: RunOptions, events: Events) -> Lo
 def prepare_inputs(storage: Storage, ref: VideoRef, video: Path, options: RunOptions) -> None:
     """Put the original, its config (merged with the options) and a thumbnail in place."""
     if not storage.is_current(ref.original_video, video):
+        require_free_space(
+            storage.root,
+            video.stat().st_size + SHORTS_DISK_RESERVE,
+            f"a copy of {video.name} in the warehouse",
+            "free some, or give another --out folder",
+        )
         storage.upload(video, ref.original_video)
     config = _config(storage, ref, options)
     if options.background is not None:
@@ -210,6 +222,30 @@ def _config(storage: Storage, ref: VideoRef, options: RunOptions) -> ShortsConfi
     return ShortsConfig.from_dict(
         {**current, **{k: v for k, v in changes.items() if v is not None}}, ref=ref
     )
+
+
+def default_workers(cores: int, available_memory: int | None) -> int:
+    """One render per core, as far as ``available_memory`` (bytes; None: unknown) allows."""
+    if available_memory is None:
+        return max(1, cores)
+    return max(1, min(cores, available_memory // RENDER_MEMORY_BYTES))
+
+
+def available_memory(
+    meminfo: Path = Path("/proc/meminfo"), cgroup: Path = Path("/sys/fs/cgroup")
+) -> int | None:
+    """Bytes of memory this process tree may still use: the kernel's ``MemAvailable``,
+    lowered by a cgroup v2 limit (a container's); None where neither can be read."""
+    found: list[int] = []
+    with contextlib.suppress(OSError, ValueError):
+        for line in meminfo.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                found.append(int(line.split()[1]) * 1024)
+    with contextlib.suppress(OSError, ValueError):
+        limit = (cgroup / "memory.max").read_text().strip()
+        if limit != "max":
+            found.append(int(limit) - int((cgroup / "memory.current").read_text()))
+    return max(0, min(found)) if found else None
 
 
 def encoder_threads(cores: int, workers: int) -> int:
@@ -262,11 +298,14 @@ def render_children(
     """
     if not segments:
         return {}
-    workers = max(1, min(options.workers, len(segments)))
+    cores = os.cpu_count() or 1
+    wanted = options.workers or default_workers(cores, available_memory())
+    workers = max(1, min(wanted, len(segments)))
+    log.info("rendering %d shorts, %d at a time", len(segments), workers)
     context = multiprocessing.get_context("spawn")
     with context.Manager() as manager:
         scheduler = _Scheduler(
-            _Job(child, str(out), ref, encoder_threads(os.cpu_count() or 1, workers)),
+            _Job(child, str(out), ref, encoder_threads(cores, workers)),
             workers,
             context,
             options.retry,

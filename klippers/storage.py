@@ -151,6 +151,11 @@ class Storage(Protocol):
         """Whether ``key`` already holds exactly the content of the local file ``src``."""
         ...
 
+    def local_file(self, key: str) -> Path | None:
+        """The file holding ``key``, to read in place without a copy; None when the storage
+        is not a local folder (then :meth:`download` it)."""
+        ...
+
     def describe(self, key: str = "") -> str:
         """A location for messages: the storage root, or where ``key`` lives."""
         ...
@@ -311,6 +316,13 @@ class LocalStorage:
     def exists(self, key: str) -> bool:
         """Whether a file is stored at ``key``."""
         return self._path(key).is_file()
+
+    def local_file(self, key: str) -> Path:
+        """The file at ``key`` (raises :class:`StorageKeyNotFoundError` when there is none).
+
+        Writes replace a file by renaming a new one over it, so an open file keeps its content.
+        """
+        return self._existing(key)
 
     def download(self, key: str, dest: Path, progress: Progress | None = None) -> Path:
         """Copy ``key`` to ``dest`` atomically and return ``dest``."""
@@ -559,6 +571,11 @@ class S3Storage:
         full = self._key(key)
         with self._errors(key, "s3:ListBucket"):
             return self._listed(full)
+
+    def local_file(self, key: str) -> None:
+        """None: objects are downloaded, never read in place."""
+        check_key(key)
+        return None
 
     def download(self, key: str, dest: Path, progress: Progress | None = None) -> Path:
         """Fetch ``key`` with boto3's managed transfer into a temp file, then rename."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -47,11 +48,18 @@ from klippers.contract import (
     recipe_digest,
     recorded_digest,
 )
-from klippers.jobs.runner import JobEnvironment, JobInputError, run_main, scratch
+from klippers.jobs.runner import (
+    JobEnvironment,
+    JobInputError,
+    require_free_space,
+    run_main,
+    scratch,
+)
 from klippers.jobs.segments import write_manifest, write_segments
 from klippers.selection.config import scorer_from_config, scorer_recipe
 from klippers.selection.highlights import select_highlights
 from klippers.storage import (
+    Fingerprint,
     Storage,
     StorageKeyNotFoundError,
     content_fingerprint,
@@ -63,6 +71,9 @@ log = logging.getLogger(__name__)
 
 Stage = Callable[[str], None]
 """Called with the name of each stage as it starts (for progress displays)."""
+DISK_PER_ORIGINAL_BYTE = 1.25
+"""Scratch disk the parent needs per byte of a downloaded original: the copy, and segments
+cut from it (with smart cutting, most of their bytes are the original's packets)."""
 
 
 @dataclass(frozen=True)
@@ -124,28 +135,42 @@ def write_recipe(storage: Storage, key: str, inputs: Mapping[str, Any]) -> None:
 
 
 class _Original:
-    """The original video: its identity from the warehouse, downloaded only when needed."""
+    """The original video: its identity from the warehouse, read in place from a local
+    warehouse, else downloaded when first needed."""
 
     def __init__(self, storage: Storage, ref: VideoRef, workdir: Path, report: Stage) -> None:
         self._storage, self._key, self._report = storage, ref.original_video, report
-        self._path = workdir / ORIGINAL_VIDEO
-        self._downloaded = False
+        self._workdir = workdir
+        self._path: Path | None = None
 
-    def identity(self) -> dict[str, Any]:
-        """Size and SHA-256 (the recorded digest; hashed from a copy only when none is)."""
+    def fingerprint(self) -> Fingerprint:
         found = self._storage.fingerprint(self._key)
         if found is None:
             raise JobInputError(f"{self._storage.describe(self._key)} is missing")
+        return found
+
+    def identity(self) -> dict[str, Any]:
+        """Size and SHA-256 (the recorded digest; hashed from a copy only when none is)."""
+        found = self.fingerprint()
         digest = found.sha256 or file_sha256(self.path())
         return {"size": found.size, "sha256": digest}
 
     def path(self) -> Path:
-        """The local copy, downloaded on first use."""
-        if not self._downloaded:
-            self._report("download")
-            self._storage.download(self._key, self._path)
-            self._downloaded = True
+        """The file to read: the warehouse's own when local, else a copy made on first use."""
+        if self._path is None:
+            self._path = self._storage.local_file(self._key) or self._download()
         return self._path
+
+    def _download(self) -> Path:
+        size = self.fingerprint().size
+        require_free_space(
+            self._workdir,
+            math.ceil(size * DISK_PER_ORIGINAL_BYTE),
+            f"{self._storage.describe(self._key)} ({size / 1e9:.1f} GB) with its segments",
+            "free some, or on the cloud raise the stack's parentStorageGib",
+        )
+        self._report("download")
+        return self._storage.download(self._key, self._workdir / ORIGINAL_VIDEO)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Mapping
@@ -67,6 +68,28 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 
 class JobInputError(ValueError):
     """The job's inputs are missing or inconsistent (no retry can help)."""
+
+
+class DiskSpaceError(JobInputError):
+    """An input is too big for the disk the job has: refused before any copy."""
+
+
+def require_free_space(folder: Path, needed: int, what: str, remedy: str) -> None:
+    """Raise :class:`DiskSpaceError` unless the disk of ``folder`` has ``needed`` bytes free.
+
+    ``what`` names what needs the space, ``remedy`` says which setting gives more.
+    """
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    free = shutil.disk_usage(existing).free
+    if free < needed:
+        raise DiskSpaceError(
+            f"{what} needs about {_gigabytes(needed)} of disk, but {existing} has only "
+            f"{_gigabytes(free)} free: {remedy}"
+        )
+
+
+def _gigabytes(size: int) -> str:
+    return f"{size / 1e9:.1f} GB"
 
 
 def exit_code(error: BaseException) -> int:
