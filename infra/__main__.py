@@ -16,6 +16,9 @@ Resource names derive from the stack's name (``klippers-<stack>-...``), so stack
   MiB, overriding ``sizes`` one at a time.
 - ``parentStorageGib`` / ``childStorageGib``: task disks (default 100 / 21, from 21 to 200).
 - ``maxConcurrency``: child tasks at once (default 10).
+- ``childCapacity``: ``on-demand`` (default) or ``spot``: children run on Fargate Spot
+  (about 70 % cheaper; an interrupted child is retried like any transient failure). The
+  parent always runs on demand.
 - ``parentTimeoutSeconds`` / ``childTimeoutSeconds``: one attempt's limit.
 - ``logRetentionDays``: CloudWatch retention (default 30).
 - ``vpcId`` + ``subnetIds`` (JSON list): run there instead of the default VPC.
@@ -40,6 +43,7 @@ from klippers_infra import (
     Pipeline,
     TaskNetwork,
     Warehouse,
+    child_capacity,
     child_spec,
     job_sizes,
     parent_spec,
@@ -64,6 +68,7 @@ parent_size, child_size = job_sizes(
 parent_disk_gib = config.get_int("parentStorageGib") or PARENT_EPHEMERAL_GIB
 child_disk_gib = config.get_int("childStorageGib") or CHILD_EPHEMERAL_GIB
 max_concurrency = config.get_int("maxConcurrency") or statemachine.DEFAULT_MAX_CONCURRENCY
+children_capacity = child_capacity(config.get("childCapacity"))
 parent_timeout = config.get_int("parentTimeoutSeconds") or (
     statemachine.DEFAULT_PARENT_TIMEOUT_SECONDS
 )
@@ -119,6 +124,7 @@ jobs = Jobs(
     child=child_spec(names, child_size, child_disk_gib),
     log_retention_days=log_retention_days,
     kms_key_arn=kms_key_arn,
+    child_capacity=children_capacity,
 )
 pipeline = Pipeline(
     "klippers-video-processing",
@@ -134,6 +140,7 @@ pipeline = Pipeline(
         "parent_timeout_seconds": parent_timeout,
         "child_timeout_seconds": child_timeout,
         "assign_public_ip": assign_public_ip is not False,
+        "child_capacity": children_capacity,
     },
     passable_role_arns=jobs.passable_role_arns,
     bucket_arn=warehouse.bucket_arn,

@@ -240,3 +240,13 @@ the cut segments."""
 CHILD_EPHEMERAL_GIB = 21
 """Child disk, Fargate's minimum: the image, one segment, a background and one short
 (well under 2 GB)."""
+
+FARGATE = "FARGATE"
+FARGATE_SPOT = "FARGATE_SPOT"
+"""ECS's two Fargate capacity providers: on demand, and Spot (spare capacity, interruptible)."""
+ON_DEMAND = "on-demand"
+SPOT = "spot"
+CHILD_CAPACITIES: Mapping[str, str] = {ON_DEMAND: FARGATE, SPOT: FARGATE_SPOT}
+"""Stack config ``childCapacity`` -> the capacity provider the children run on. The parent
+always runs on demand: it is long, and an interruption would repeat all of it."""
+DEFAULT_CHILD_CAPACITY = ON_DEMAND

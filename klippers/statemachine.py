@@ -13,7 +13,8 @@ Choice that classifies the attempt by raising one of three errors of our own:
 - ``Klippers.BadInput``: the container exited with ``EXIT_BAD_INPUT`` (2). Not retried.
 - ``Klippers.TimedOut``: the attempt ran past its ``TimeoutSeconds``. Not retried.
 - ``Klippers.JobFailed``: anything else (exit 75 or 1, a container killed or never
-  started, ECS API errors). The Parallel state retries it after 30 s and 60 s.
+  started, a Fargate Spot interruption whatever the exit code, ECS API errors). The
+  Parallel state retries it after 30 s and 60 s.
 
 Each carries the original error and cause as JSON in its cause. Every child catches its
 own final failure and returns a marker, so one bad short never cancels its siblings; the
@@ -40,7 +41,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from klippers.aws import CHILD_CONTAINER, PARENT_CONTAINER, bucket_name_problem
+from klippers.aws import (
+    CHILD_CAPACITIES,
+    CHILD_CONTAINER,
+    DEFAULT_CHILD_CAPACITY,
+    FARGATE,
+    ON_DEMAND,
+    PARENT_CONTAINER,
+    bucket_name_problem,
+)
 from klippers.contract import (
     ENV_BUCKET,
     ENV_SEGMENT,
@@ -107,6 +116,10 @@ FAILED_SHORTS_FIELD = "Shorts"
 _BAD_INPUT_PATTERNS = tuple(
     f'*"ExitCode":{space}{EXIT_BAD_INPUT}{end}*' for space in ("", " ") for end in (",", "}")
 )
+SPOT_INTERRUPTION = "SpotInterruption"
+"""ECS's ``StopCode`` of a Fargate Spot task stopped to take its capacity back (its container
+got SIGTERM: exit 143, or no exit code when it never ran). Always ``Klippers.JobFailed``."""
+_SPOT_PATTERNS = tuple(f'*"StopCode":{space}"{SPOT_INTERRUPTION}"*' for space in ("", " "))
 
 DEFAULT_MAX_CONCURRENCY = 10
 DEFAULT_PARENT_TIMEOUT_SECONDS = 2 * 3600
@@ -155,6 +168,7 @@ def build_definition(
     child_timeout_seconds: int = DEFAULT_CHILD_TIMEOUT_SECONDS,
     execution_timeout_seconds: int = DEFAULT_EXECUTION_TIMEOUT_SECONDS,
     assign_public_ip: bool = True,
+    child_capacity: str = DEFAULT_CHILD_CAPACITY,
 ) -> dict[str, Any]:
     """Build the ASL definition of ``klippers-video-processing``.
 
@@ -174,6 +188,10 @@ def build_definition(
         Time limits of one parent attempt, one child attempt and the whole execution.
     assign_public_ip
         Give tasks a public IP (needed in public subnets without a NAT gateway).
+    child_capacity
+        ``on-demand`` or ``spot``: the children run with ``LaunchType: FARGATE`` or with a
+        ``FARGATE_SPOT`` capacity provider strategy (the cluster must have that provider).
+        The parent always runs on demand.
 
     Returns
     -------
@@ -188,6 +206,9 @@ def build_definition(
     _check_names("container names", [parent_container, child_container])
     if (problem := bucket_name_problem(bucket)) is not None:
         raise DefinitionError(f"bucket: {problem}")
+    if child_capacity not in CHILD_CAPACITIES:
+        allowed = ", ".join(CHILD_CAPACITIES)
+        raise DefinitionError(f"child_capacity: must be one of {allowed} (got {child_capacity!r})")
     check_limits(
         max_concurrency=max_concurrency,
         parent_timeout_seconds=parent_timeout_seconds,
@@ -208,12 +229,18 @@ def build_definition(
         {"Name": ENV_VIDEO_ID, "Value.$": f"$.{INPUT_VIDEO_ID}"},
     ]
     parent_task = _run_task(
-        cluster_arn, parent_task_definition_arn, parent_container, network, [*video_env, bucket_env]
+        cluster_arn,
+        parent_task_definition_arn,
+        parent_container,
+        _placement(ON_DEMAND),
+        network,
+        [*video_env, bucket_env],
     )
     child_task = _run_task(
         cluster_arn,
         child_task_definition_arn,
         child_container,
+        _placement(child_capacity),
         network,
         [
             *video_env,
@@ -342,6 +369,7 @@ def _run_task(
     cluster_arn: str,
     task_definition_arn: str,
     container: str,
+    placement: dict[str, Any],
     network: dict[str, Any],
     environment: list[dict[str, str]],
 ) -> dict[str, Any]:
@@ -351,11 +379,20 @@ def _run_task(
         "Parameters": {
             "Cluster": cluster_arn,
             "TaskDefinition": task_definition_arn,
-            "LaunchType": "FARGATE",
+            **placement,
             "NetworkConfiguration": network,
             "Overrides": {"ContainerOverrides": [{"Name": container, "Environment": environment}]},
         },
     }
+
+
+def _placement(capacity: str) -> dict[str, Any]:
+    """RunTask's ``LaunchType`` on demand, else a one-provider capacity provider strategy
+    (RunTask refuses the two together)."""
+    if capacity == ON_DEMAND:
+        return {"LaunchType": FARGATE}
+    provider = CHILD_CAPACITIES[capacity]
+    return {"CapacityProviderStrategy": [{"CapacityProvider": provider, "Weight": 1}]}
 
 
 def _config_key_expression() -> str:
@@ -471,6 +508,11 @@ def _check_exit(names: JobStates) -> dict[str, Any]:
             },
             {"Variable": cause, "IsPresent": False, "Next": names.attempt_failed},
             {"Variable": cause, "IsString": False, "Next": names.attempt_failed},
+            # An interrupted Spot task may exit with any code its shutdown gives.
+            *(
+                {"Variable": cause, "StringMatches": p, "Next": names.attempt_failed}
+                for p in _SPOT_PATTERNS
+            ),
             {
                 "Or": [{"Variable": cause, "StringMatches": p} for p in _BAD_INPUT_PATTERNS],
                 "Next": names.bad_input,

@@ -6,7 +6,7 @@ from klippers_infra.network import TaskNetwork
 from klippers_infra.notifications import Notifications
 from klippers_infra.pipeline import Pipeline
 from klippers_infra.storage import Warehouse
-from klippers_infra.tasks import LLMSettings, job_sizes, task_size
+from klippers_infra.tasks import LLMSettings, child_capacity, job_sizes, task_size
 
 __all__ = [
     "JobImage",
@@ -16,6 +16,7 @@ __all__ = [
     "Pipeline",
     "TaskNetwork",
     "Warehouse",
+    "child_capacity",
     "child_spec",
     "job_sizes",
     "parent_spec",

@@ -1,4 +1,5 @@
-"""The ECS side: cluster, job log group, roles and the parent/child Fargate task definitions."""
+"""The ECS side: cluster (with Fargate Spot when the children use it), job log group, roles
+and the parent/child Fargate task definitions."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ import pulumi
 import pulumi_aws as aws
 
 from klippers.aws import (
+    CHILD_CAPACITIES,
     CHILD_CONTAINER,
+    DEFAULT_CHILD_CAPACITY,
     JOB_STREAM_PREFIXES,
+    ON_DEMAND,
     PARENT_CONTAINER,
     StackNames,
     TaskSize,
@@ -74,7 +78,12 @@ def child_spec(names: StackNames, size: TaskSize, ephemeral_gib: int) -> JobSpec
 
 
 class Jobs(pulumi.ComponentResource):
-    """ECS cluster and the two Fargate task definitions with their roles and logs."""
+    """ECS cluster and the two Fargate task definitions with their roles and logs.
+
+    With ``child_capacity`` ``spot`` the cluster gets the FARGATE and FARGATE_SPOT capacity
+    providers, and ``cluster_arn`` resolves only once they are attached, so the state
+    machine that runs children on FARGATE_SPOT never precedes them.
+    """
 
     cluster_arn: pulumi.Output[str]
     cluster_name: pulumi.Output[str]
@@ -96,6 +105,7 @@ class Jobs(pulumi.ComponentResource):
         child: JobSpec,
         log_retention_days: int,
         kms_key_arn: str | None = None,
+        child_capacity: str = DEFAULT_CHILD_CAPACITY,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("klippers:jobs:Jobs", name, None, opts)
@@ -140,7 +150,7 @@ class Jobs(pulumi.ComponentResource):
         parent_td, parent_role = self._task_definition(name, parent)
         child_td, child_role = self._task_definition(name, child)
 
-        self.cluster_arn = cluster.arn
+        self.cluster_arn = _with_capacity(name, cluster, child_capacity, options)
         self.cluster_name = cluster.name
         self.log_group_name = log_group.name
         self.parent_task_definition_arn = parent_td.arn
@@ -222,6 +232,21 @@ class Jobs(pulumi.ComponentResource):
                 )
             )
         return policy
+
+
+def _with_capacity(
+    name: str, cluster: aws.ecs.Cluster, capacity: str, options: pulumi.ResourceOptions
+) -> pulumi.Output[str]:
+    """The cluster's ARN, after the capacity providers that ``capacity`` needs are attached."""
+    if capacity == ON_DEMAND:
+        return cluster.arn
+    providers = aws.ecs.ClusterCapacityProviders(
+        f"{name}-capacity",
+        cluster_name=cluster.name,
+        capacity_providers=[CHILD_CAPACITIES[ON_DEMAND], CHILD_CAPACITIES[capacity]],
+        opts=options,
+    )
+    return pulumi.Output.all(cluster.arn, providers.id).apply(lambda a: a[0])
 
 
 def _secrets(spec: JobSpec) -> dict[str, str]:

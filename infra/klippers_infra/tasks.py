@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from klippers.aws import (
+    CHILD_CAPACITIES,
+    DEFAULT_CHILD_CAPACITY,
     FARGATE_SIZES,
     SIZE_PROFILES,
     VCPU_UNITS,
@@ -81,6 +83,15 @@ def check_ephemeral_gib(gib: int) -> int:
             f"ephemeral_gib: must be from {MIN_EPHEMERAL_GIB} to {MAX_EPHEMERAL_GIB} (got {gib})"
         )
     return gib
+
+
+def child_capacity(setting: str | None) -> str:
+    """The stack config ``childCapacity`` (default ``on-demand``); errors name the key."""
+    capacity = setting or DEFAULT_CHILD_CAPACITY
+    if capacity not in CHILD_CAPACITIES:
+        allowed = ", ".join(CHILD_CAPACITIES)
+        raise ValueError(f"childCapacity: must be one of {allowed} (got {setting!r})")
+    return capacity
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,11 @@ FARGATE_GB_HOUR = 0.004445
 FARGATE_STORAGE_GB_HOUR = 0.000111
 """Ephemeral storage above the included 20 GB."""
 FARGATE_INCLUDED_STORAGE_GB = 20
+FARGATE_SPOT_DISCOUNT = 0.70
+"""Fargate Spot's vCPU and memory prices below on demand (stack config ``childCapacity
+spot``): AWS's "up to 70 %" (aws.amazon.com/fargate/pricing). The Spot price follows
+supply and demand, so this is the best case; storage and the public IPv4 address cost
+the same on Spot."""
 FARGATE_MINIMUM_BILLED_SECONDS = 60
 PUBLIC_IPV4_HOUR = 0.005
 """Each task gets a public IPv4 address (``assignPublicIp``, the default without NAT)."""
@@ -94,16 +99,24 @@ LATENCY_HEADROOM = 0.75
 """:func:`recommend` keeps the modelled wall time within this share of the target."""
 
 
-def task_dollars(size: TaskSize, seconds: float, storage_gb: float = CHILD_STORAGE_GB) -> float:
-    """On-demand price of one task of ``size`` running ``seconds`` (one-minute minimum)."""
+def task_dollars(
+    size: TaskSize, seconds: float, storage_gb: float = CHILD_STORAGE_GB, *, spot: bool = False
+) -> float:
+    """Price of one task of ``size`` running ``seconds`` (one-minute minimum), on demand or
+    on Fargate Spot (``spot``, uninterrupted)."""
     hours = max(seconds, FARGATE_MINIMUM_BILLED_SECONDS) / 3600
     extra_storage = max(0.0, storage_gb - FARGATE_INCLUDED_STORAGE_GB)
+    compute_share = 1 - FARGATE_SPOT_DISCOUNT if spot else 1.0
     return hours * (
-        size.vcpu * FARGATE_VCPU_HOUR
-        + size.memory_gb * FARGATE_GB_HOUR
+        compute_share * (size.vcpu * FARGATE_VCPU_HOUR + size.memory_gb * FARGATE_GB_HOUR)
         + extra_storage * FARGATE_STORAGE_GB_HOUR
         + PUBLIC_IPV4_HOUR
     )
+
+
+def _children_dollars(child: TaskSize, seconds: float, shorts: int, *, spot: bool = False) -> float:
+    """Price of ``shorts`` children of ``child`` size running ``seconds`` each."""
+    return shorts * task_dollars(child, seconds, CHILD_STORAGE_GB, spot=spot)
 
 
 SEED_SIZE = SEED_TASK_SIZE
@@ -144,6 +157,18 @@ class Estimate:
     def total_dollars(self) -> float:
         """Fargate plus Step Functions (S3 requests are negligible)."""
         return self.fargate_dollars + self.step_functions_dollars
+
+    @property
+    def child_dollars(self) -> float:
+        """Fargate dollars of all children on demand (the default ``childCapacity``), part of
+        :attr:`fargate_dollars`."""
+        return _children_dollars(self.child, self.child_seconds, self.shorts)
+
+    @property
+    def child_spot_dollars(self) -> float:
+        """The same children on Fargate Spot (``childCapacity spot``) when none is
+        interrupted; an interrupted one is billed for the time it ran, then retried."""
+        return _children_dollars(self.child, self.child_seconds, self.shorts, spot=True)
 
     @property
     def wall_minutes(self) -> float:
@@ -249,8 +274,8 @@ def estimate(
     child_seconds = sum(s.wall_seconds for s in stages if s.task == "child")
     waves = math.ceil(shorts / max_concurrency)
     wall = STEP_FUNCTIONS_OVERHEAD_SECONDS + parent_seconds + waves * child_seconds
-    fargate = task_dollars(parent, parent_seconds, PARENT_STORAGE_GB) + shorts * task_dollars(
-        child, child_seconds, CHILD_STORAGE_GB
+    fargate = task_dollars(parent, parent_seconds, PARENT_STORAGE_GB) + _children_dollars(
+        child, child_seconds, shorts
     )
     transitions = STATE_TRANSITIONS_FIXED + STATE_TRANSITIONS_PER_SHORT * shorts
     notes = []

@@ -926,3 +926,58 @@ def test_bad_llm_settings_stop_the_program_naming_the_key(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         run_program(config)
+
+
+# --- Fargate Spot children (childCapacity) --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def spot() -> Run:
+    return run_program({"childCapacity": "spot"})
+
+
+def _run_tasks(run: Run) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The (parent, child) RunTask parameters of the deployed definition."""
+    machine, _ = run.mocks.one("aws:sfn/stateMachine:StateMachine")
+    states = statemachine.all_states(json.loads(machine["definition"]))
+    return (
+        states[statemachine.RUN_PARENT]["Parameters"],
+        states[statemachine.RENDER_SHORT]["Parameters"],
+    )
+
+
+def test_spot_children_get_fargate_spot_on_the_cluster_and_in_their_run_task(
+    default: Run, spot: Run
+) -> None:
+    providers = "aws:ecs/clusterCapacityProviders:ClusterCapacityProviders"
+    assert default.mocks.of_type(providers) == []
+    (attached,) = spot.mocks.of_type(providers)
+    assert attached == {
+        "clusterName": spot.exports["clusterName"],
+        "capacityProviders": ["FARGATE", "FARGATE_SPOT"],
+    }
+    parent, child = _run_tasks(spot)
+    assert child["CapacityProviderStrategy"] == [{"CapacityProvider": "FARGATE_SPOT", "Weight": 1}]
+    assert "LaunchType" not in child
+    assert parent["LaunchType"] == "FARGATE"
+    assert "CapacityProviderStrategy" not in parent
+    assert [p["LaunchType"] for p in _run_tasks(default)] == ["FARGATE", "FARGATE"]
+
+
+def test_spot_keeps_the_state_machine_role_able_to_run_both_jobs(spot: Run) -> None:
+    """RunTask is granted on the two task definitions in this cluster, with no condition on
+    the launch type or capacity provider, so the FARGATE_SPOT strategy is covered."""
+    run_jobs = _statements(spot.mocks.policy("klippers-video-processing-role"))["RunJobs"]
+    assert run_jobs["Resource"] == [
+        spot.exports["parentTaskDefinitionArn"],
+        spot.exports["childTaskDefinitionArn"],
+    ]
+    assert run_jobs["Condition"] == {"ArnEquals": {"ecs:cluster": spot.exports["clusterArn"]}}
+
+
+@pytest.mark.parametrize("value", ["cheap", "FARGATE_SPOT", "Spot"])
+def test_a_bad_child_capacity_stops_the_program_naming_the_key(value: str) -> None:
+    with pytest.raises(
+        ValueError, match=f"childCapacity: must be one of on-demand, spot .*{value}"
+    ):
+        run_program({"childCapacity": value})

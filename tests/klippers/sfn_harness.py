@@ -2,7 +2,7 @@
 
 moto's server runs on loopback with S3, EC2, ECS, IAM and Step Functions. The definition
 from :func:`klippers.statemachine.build_definition` is created with moto's real ARNs and
-executed. Four gaps between moto and AWS are bridged here, nowhere else:
+executed. Six gaps between moto and AWS are bridged here, nowhere else:
 
 1. Request/response normalisation: moto's ``StateTaskService._normalise_parameters`` and
    ``_normalise_response`` are no-ops (moto issue 10076), so ``ecs:runTask.sync`` and
@@ -15,12 +15,16 @@ executed. Four gaps between moto and AWS are bridged here, nowhere else:
    ``SystemExit(code)`` gives ``code``, any other exception the code ``python -m
    klippers.parent|child`` would exit with (:func:`klippers.jobs.runner.exit_code`, its
    message logged to the task's stream of the jobs' log group), :class:`NeverStarted` no
-   exit code. A non-zero or missing exit code fails the ``.sync`` wait with
+   exit code, :class:`SpotInterrupted` its exit code with ECS's Spot stop code and reason.
+   A non-zero or missing exit code fails the ``.sync`` wait with
    ``States.TaskFailed`` and the task description as compact JSON in the cause, as on AWS.
 4. A retried ``.sync`` task in moto also waits on the task-token endpoint of the attempt
    before, which is already interrupted, so the retry ends in ``States.Timeout`` at once.
    ``runTask.sync`` never uses a task token: the harness waits on the task alone.
 5. Retry waits are real ``time.sleep`` calls; they are recorded and skipped.
+6. moto keeps LocalStack's old allow-list of ``runTask`` parameters and silently drops
+   ``CapacityProviderStrategy`` (Step Functions passes it to ECS: the CDK's
+   ``EcsRunTask`` capacity provider options rely on it), so it is added to the list.
 """
 
 from __future__ import annotations
@@ -76,6 +80,9 @@ CHILD_FAMILY = NAMES.child_family
 
 Job = Callable[[Mapping[str, str]], object]
 STOPPED_REASON = "Essential container in task exited"
+STOP_CODE = "EssentialContainerExited"
+SPOT_STOPPED_REASON = "Your Spot Task was interrupted."
+SIGTERM_EXIT = 143
 
 
 # --- 1. botocore shape normalisation ---------------------------------------------------------
@@ -121,11 +128,13 @@ def _normalise_response(
 
 @dataclass(frozen=True)
 class JobRun:
-    """One job run: its task definition family, environment and container exit code."""
+    """One job run: its task definition family, environment, container exit code and where
+    ECS placed it (its capacity provider, else its launch type)."""
 
     family: str
     env: dict[str, str]
     exit_code: int | None
+    placement: str
 
     @property
     def ok(self) -> bool:
@@ -188,7 +197,11 @@ class Harness:
         subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
         group = ec2.create_security_group(GroupName="jobs", Description="jobs", VpcId=vpc)
         ecs = self.client("ecs")
-        cluster = ecs.create_cluster(clusterName=NAMES.cluster)["cluster"]["clusterArn"]
+        spot = definition_args.get("child_capacity") == aws.SPOT
+        providers = list(aws.CHILD_CAPACITIES.values()) if spot else []
+        cluster = ecs.create_cluster(clusterName=NAMES.cluster, capacityProviders=providers)[
+            "cluster"
+        ]["clusterArn"]
         task_definitions = {
             family: ecs.register_task_definition(
                 family=family,
@@ -284,10 +297,12 @@ class Harness:
         ended = _run(self.jobs[family], env)
         with self._lock:
             self._running[family] -= 1
-            self.runs.append(JobRun(family, env, ended.exit_code))
+            placement = task.capacity_provider_name or task.launch_type
+            self.runs.append(JobRun(family, env, ended.exit_code, placement))
         container = task.containers[0]
         container.exitCode = ended.exit_code
         task.stopped_reason = ended.stopped_reason
+        task.stop_code = ended.stop_code
         if ended.log_line is not None:
             stream = f"{aws.JOB_STREAM_PREFIXES[container.name]}/{container.name}/{task.id}"
             self._log(stream, ended.log_line)
@@ -307,11 +322,21 @@ class NeverStarted(Exception):
     """Raised by a stand-in job: the container never ran (say, its image could not be pulled)."""
 
 
+class SpotInterrupted(Exception):
+    """Raised by a stand-in job: AWS took its Fargate Spot capacity back. The container got
+    SIGTERM (exit 143), or ``exit_code`` (None: it never reported one)."""
+
+    def __init__(self, exit_code: int | None = SIGTERM_EXIT) -> None:
+        super().__init__(SPOT_STOPPED_REASON)
+        self.exit_code = exit_code
+
+
 @dataclass(frozen=True)
 class _Ended:
     exit_code: int | None
     stopped_reason: str
     log_line: str | None
+    stop_code: str = STOP_CODE
 
 
 def _run(job: Job, env: Mapping[str, str]) -> _Ended:
@@ -320,7 +345,9 @@ def _run(job: Job, env: Mapping[str, str]) -> _Ended:
     try:
         job(env)
     except NeverStarted as exc:
-        return _Ended(None, f"CannotPullContainerError: {exc}", None)
+        return _Ended(None, f"CannotPullContainerError: {exc}", None, "TaskFailedToStart")
+    except SpotInterrupted as exc:
+        return _Ended(exc.exit_code, SPOT_STOPPED_REASON, None, statemachine.SPOT_INTERRUPTION)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else EXIT_FAILURE
         return _Ended(code, STOPPED_REASON, None)
@@ -392,6 +419,7 @@ def moto_cloud() -> Iterator[Harness]:
     sleeps = types.SimpleNamespace(sleep=harness.retry_waits.append)
     service = state_task_service.StateTaskService
     ecs_service = state_task_service_ecs.StateTaskServiceEcs
+    run_task_parameters = state_task_service_ecs._SUPPORTED_API_PARAM_BINDINGS["runtask"]
     werkzeug = logging.getLogger("werkzeug")
     level = werkzeug.level
     werkzeug.setLevel(logging.WARNING)  # one line per request otherwise
@@ -431,6 +459,12 @@ def moto_cloud() -> Iterator[Harness]:
                 mock.patch.object(EC2ContainerServiceBackend, "run_task", _running_tasks(harness))
             )
             patches.enter_context(mock.patch.object(retrier_decl, "time", sleeps))
+            patches.enter_context(
+                mock.patch.dict(
+                    state_task_service_ecs._SUPPORTED_API_PARAM_BINDINGS,
+                    {"runtask": run_task_parameters | {"CapacityProviderStrategy"}},
+                )
+            )
             harness.reset()
             yield harness
     finally:

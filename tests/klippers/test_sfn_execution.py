@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from klippers import aws
 from klippers import statemachine as sm
 from klippers.cloud import cost
 from klippers.cloud.executions import describe_cause, job_failures
@@ -35,10 +36,13 @@ from tests.klippers.sfn_harness import (
     CHILD_FAMILY,
     NAMES,
     PARENT_FAMILY,
+    SIGTERM_EXIT,
+    SPOT_STOPPED_REASON,
     STOPPED_REASON,
     Execution,
     Harness,
     NeverStarted,
+    SpotInterrupted,
     moto_cloud,
 )
 
@@ -441,3 +445,40 @@ def test_a_run_after_a_failed_short_renders_only_that_short(
     assert (second.status, second.error) == ("SUCCEEDED", None), second.cause
     assert sorted(rendered) == [(1, True), (2, False)]
     assert storage.exists(REF.short_video(2))
+
+
+# --- Fargate Spot children: an interruption is retried like any transient failure -----------
+
+
+@pytest.mark.parametrize(
+    "exit_code", [SIGTERM_EXIT, None, EXIT_BAD_INPUT], ids=["sigterm-143", "no-exit-code", "exit-2"]
+)
+def test_a_spot_interrupted_child_is_retried_and_its_short_made(
+    cloud: Harness, exit_code: int | None
+) -> None:
+    """Short 1's first Spot task is interrupted; its retry renders it. Even a 2 from a job
+    being shut down is no bad input: the stop code decides."""
+    cloud.provision(child_capacity=aws.SPOT)
+    _parent_writing(cloud, ShortsConfig(segment_count=2).to_json())
+    interrupted: list[int] = []
+
+    def child(env: Mapping[str, str]) -> None:
+        segment = parse_segment(env[ENV_SEGMENT])
+        if segment == 1 and not interrupted:
+            interrupted.append(segment)
+            raise SpotInterrupted(exit_code)
+        cloud.client("s3").put_object(Bucket=BUCKET, Key=REF.short_video(segment), Body=b"ok")
+
+    cloud.jobs[CHILD_FAMILY] = child
+    result = _run(cloud)
+    assert (result.status, result.error) == ("SUCCEEDED", None), result.cause
+    assert cloud.retry_waits == [30]
+    assert _segments_run(cloud) == {1: 2, 2: 1}
+    assert {REF.short_video(1), REF.short_video(2)} <= _keys(cloud)
+    assert {run.placement for run in cloud.runs_of(CHILD_FAMILY)} == {"FARGATE_SPOT"}
+    assert [run.placement for run in cloud.runs_of(PARENT_FAMILY)] == ["FARGATE"]
+    events = _history(cloud, result)
+    assert _state_after(events, sm.CHILD_NAMES.check_exit) == sm.CHILD_NAMES.attempt_failed
+    (failure,) = job_failures(events)
+    assert (failure.segment, failure.exit_code, failure.recovered) == (1, exit_code, True)
+    assert failure.stopped_reason == SPOT_STOPPED_REASON

@@ -390,3 +390,60 @@ def test_klip_cloud_definition_prints_the_built_definition() -> None:
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == json.loads(definition_json())
     assert "ChildTasksFailed" in json.loads(result.output)["States"]
+
+
+# --- Fargate Spot children (stack config childCapacity) -------------------------------------
+
+
+def _placement(task: dict[str, Any]) -> dict[str, Any]:
+    params = task["Parameters"]
+    return {k: params[k] for k in ("LaunchType", "CapacityProviderStrategy") if k in params}
+
+
+def test_spot_children_run_with_a_fargate_spot_strategy_and_the_parent_on_demand(
+    definition: dict[str, Any],
+) -> None:
+    spot = sm.build_definition(**ARGS, child_capacity=aws.SPOT)
+    assert _placement(_child(spot)) == {
+        "CapacityProviderStrategy": [{"CapacityProvider": "FARGATE_SPOT", "Weight": 1}]
+    }
+    assert _placement(_parent(spot)) == {"LaunchType": "FARGATE"}
+    assert _placement(_child(definition)) == {"LaunchType": "FARGATE"}
+    assert sm.build_definition(**ARGS, child_capacity=aws.ON_DEMAND) == definition
+    # Nothing else changes: same states, same retry and classification.
+    on_demand = copy.deepcopy(spot)
+    child = sm.all_states(on_demand)[sm.RENDER_SHORT]["Parameters"]
+    del child["CapacityProviderStrategy"]
+    child["LaunchType"] = "FARGATE"
+    assert on_demand == definition
+
+
+@pytest.mark.parametrize("names", [sm.PARENT_NAMES, sm.CHILD_NAMES])
+def test_a_spot_interruption_is_a_job_failure_whatever_the_exit_code(
+    definition: dict[str, Any], names: sm.JobStates
+) -> None:
+    """The StopCode rules come before the exit-code ones, so a 2 from a job being shut
+    down is retried too; 143 and a missing ExitCode fall through to the default anyway."""
+    rules = sm.all_states(definition)[names.check_exit]["Choices"]
+    spot = [
+        i for i, rule in enumerate(rules) if "SpotInterruption" in rule.get("StringMatches", "")
+    ]
+    assert {rules[i]["StringMatches"] for i in spot} == {
+        '*"StopCode":"SpotInterruption"*',
+        '*"StopCode": "SpotInterruption"*',
+    }
+    assert {rules[i]["Next"] for i in spot} == {names.attempt_failed}
+    (bad_input,) = [i for i, rule in enumerate(rules) if rule["Next"] == names.bad_input]
+    assert max(spot) < bad_input
+
+
+def test_an_unknown_child_capacity_is_refused_by_name() -> None:
+    with pytest.raises(
+        sm.DefinitionError, match=r"^child_capacity: must be one of on-demand, spot"
+    ):
+        sm.build_definition(**ARGS, child_capacity="FARGATE_SPOT")
+
+
+def test_the_spot_definition_passes_asl_validator(validator: Path, tmp_path: Path) -> None:
+    verdict = validate(validator, sm.build_definition(**ARGS, child_capacity=aws.SPOT), tmp_path)
+    assert verdict.valid, verdict.output

@@ -19,12 +19,15 @@ from klippers.cli import cli
 from klippers.cloud.cost import (
     CHILD_STORAGE_GB,
     FARGATE_GB_HOUR,
+    FARGATE_SPOT_DISCOUNT,
+    FARGATE_STORAGE_GB_HOUR,
     FARGATE_VCPU_HOUR,
     FARGATE_VCPU_QUOTA,
     LATENCY_HEADROOM,
     PARALLEL_EFFICIENCY,
     PARENT_STORAGE_GB,
     PRICES_TAKEN,
+    PUBLIC_IPV4_HOUR,
     SEED_DOLLARS,
     SEED_MINUTES,
     SEED_SIZE,
@@ -218,3 +221,27 @@ def test_peak_vcpu_is_what_the_fargate_quota_must_hold() -> None:
     assert f"up to 8 per running video (service quota '{FARGATE_VCPU_QUOTA}')" in result.output
     readme = " ".join(README.read_text(encoding="utf-8").split())
     assert FARGATE_VCPU_QUOTA in readme
+
+
+# --- Fargate Spot children (childCapacity spot) ----------------------------------------------
+
+
+def test_spot_children_cost_the_discounted_vcpu_and_memory_and_the_same_ip() -> None:
+    assert FARGATE_SPOT_DISCOUNT == 0.70
+    child = TaskSize(2, 4)
+    e = estimate(hours=1, shorts=5, parent=TaskSize(4, 8), child=child)
+    hours = e.child_seconds / 3600
+    compute = 2 * FARGATE_VCPU_HOUR + 4 * FARGATE_GB_HOUR
+    fixed = (CHILD_STORAGE_GB - 20) * FARGATE_STORAGE_GB_HOUR + PUBLIC_IPV4_HOUR
+    assert e.child_dollars == pytest.approx(5 * hours * (compute + fixed))
+    assert e.child_spot_dollars == pytest.approx(5 * hours * (0.3 * compute + fixed))
+    assert task_dollars(child, 5, spot=True) == pytest.approx(task_dollars(child, 60, spot=True))
+    parent = task_dollars(TaskSize(4, 8), e.parent_seconds, PARENT_STORAGE_GB)
+    assert e.fargate_dollars == pytest.approx(parent + e.child_dollars)  # on demand by default
+
+
+def test_spot_saves_most_of_the_childrens_cost_of_the_default_estimate() -> None:
+    e = estimate(hours=1, shorts=5)
+    assert 0.55 * e.child_dollars < e.child_dollars - e.child_spot_dollars < 0.7 * e.child_dollars
+    seed = estimate(hours=1, shorts=5, parent=SEED_SIZE, child=SEED_SIZE)
+    assert seed.child_spot_dollars == pytest.approx(0.3 * seed.child_dollars, rel=0.05)
