@@ -1,4 +1,5 @@
-"""Real-time factor of each transcription backend on the same speech clip, in one run.
+"""Real-time factor of each transcription backend, the speed-up over concurrent windows, and
+word error rate on real speech against faster-whisper's own defaults, in one run.
 
 Usage::
 
@@ -10,7 +11,16 @@ whisper-timestamped). Each backend gets one warm-up run (numba compiles whisper-
 DTW then), then ``--repeats`` timed rounds, the backends taking turns so that both see the
 same machine load; RTF = transcription wall seconds / audio seconds (CPU seconds recorded).
 Word error rate and the worst sentence-boundary error are recorded so a faster setting
-cannot hide a worse result. Figures are printed and written as JSON.
+cannot hide a worse result.
+
+Speed-up curve: the real recordings (``tests/support/recordings.py``) are joined into one
+long audio and transcribed by faster-whisper with every worker count from 1 to the cores
+this process may use, windows of ``--curve-window`` seconds so that there are enough of them
+to share; runs are interleaved and the median per count is compared with one worker.
+
+Accuracy: each real recording is transcribed by our pipeline and by
+``WhisperModel.transcribe(audio)`` with the library's defaults, on the same model, and the
+pooled WER of both is recorded. Figures are printed and written as JSON.
 """
 
 from __future__ import annotations
@@ -37,6 +47,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per backend")
     parser.add_argument("--beam-size", type=int, default=5)
     parser.add_argument("--backends", nargs="+", default=["faster-whisper", "whisper-timestamped"])
+    parser.add_argument("--curve-window", type=float, default=20.0, help="seconds per window")
+    parser.add_argument("--curve-repeats", type=int, default=3, help="timed runs per count")
     return parser.parse_args(argv)
 
 
@@ -107,6 +119,97 @@ def summarise(bench: _Bench, seconds: float, clip: Any, args: argparse.Namespace
     }
 
 
+def _real_audio() -> tuple[list[Any], Any]:
+    """The real recordings with their decoded audio, and all of them joined end to end."""
+    import numpy as np
+
+    from klippers.asr.transcribe import decode_audio
+    from tests.support.recordings import real_speech
+
+    recordings = [(r, decode_audio(r.wav)) for r in real_speech()]
+    return recordings, np.concatenate([audio for _, audio in recordings])
+
+
+def speedup_curve(audio: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Median wall time of faster-whisper over ``audio`` for 1..cores workers, interleaved."""
+    from klippers.asr.transcribe import cpu_cores, load_transcriber, window_bounds, window_length
+    from tests.support.whisper_models import ct2_tiny_en_path
+
+    cores = cpu_cores()
+    model = str(ct2_tiny_en_path())
+    counts = list(range(1, cores + 1))
+    loaded = {
+        n: load_transcriber(
+            "faster-whisper", model, threads=cores, window_s=args.curve_window, workers=n
+        )
+        for n in counts
+    }
+    runs: dict[int, list[float]] = {n: [] for n in counts}
+    for n in counts:  # warm-up
+        loaded[n].transcribe(audio)
+    for _ in range(args.curve_repeats):
+        for n in counts:
+            started = time.perf_counter()
+            loaded[n].transcribe(audio)
+            runs[n].append(round(time.perf_counter() - started, 3))
+    seconds = audio.size / 16_000
+    base = statistics.median(runs[1])
+    windows = len(window_bounds(audio, window_length(seconds, cores, args.curve_window)))
+    return {
+        "audio_s": round(seconds, 3),
+        "cores": cores,
+        "window_s": args.curve_window,
+        "windows": windows,
+        "points": [
+            {
+                "workers": n,
+                "threads_per_worker": max(1, cores // n),
+                "runs_s": runs[n],
+                "median_s": statistics.median(runs[n]),
+                "rtf": round(statistics.median(runs[n]) / seconds, 4),
+                "speedup": round(base / statistics.median(runs[n]), 3),
+            }
+            for n in counts
+        ],
+    }
+
+
+def wer_against_library(recordings: list[Any], threads: int) -> dict[str, Any]:
+    """Pooled WER on the real recordings: our pipeline vs faster-whisper's own defaults."""
+    from faster_whisper import WhisperModel  # type: ignore[import-untyped]
+
+    from klippers.asr.transcribe import load_transcriber
+    from tests.support.speech import normalise_words, word_error_rate
+    from tests.support.whisper_models import ct2_tiny_en_path
+
+    model = str(ct2_tiny_en_path())
+    ours = load_transcriber("faster-whisper", model, threads=threads)
+    library = WhisperModel(model, device="cpu", compute_type="int8", cpu_threads=threads)
+    rows, totals = [], {"ours": 0.0, "library_defaults": 0.0}
+    words = 0
+    for recording, audio in recordings:
+        segments, _ = library.transcribe(audio)
+        texts = {
+            "ours": ours.transcribe(audio).text,
+            "library_defaults": " ".join(s.text for s in segments),
+        }
+        count = len(normalise_words(recording.text))
+        row = {"recording": recording.name, "words": count}
+        for name, text in texts.items():
+            row[name] = round(word_error_rate(recording.text, text), 4)
+            totals[name] += row[name] * count
+        words += count
+        rows.append(row)
+    return {
+        "model": "tiny.en",
+        "threads": threads,
+        "words": words,
+        "ours": round(totals["ours"] / words, 4),
+        "library_defaults": round(totals["library_defaults"] / words, 4),
+        "recordings": rows,
+    }
+
+
 def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -130,6 +233,21 @@ def _report(results: dict[str, Any]) -> str:
     lines.append(
         f"default ({results['default_backend']}) meets RTF <= {TARGET_RTF}: "
         f"{results['default_meets_target']}"
+    )
+    curve = results["speedup_curve"]
+    lines.append(
+        f"speed-up over {curve['audio_s']:.0f} s of real speech, {curve['windows']} windows, "
+        f"{curve['cores']} cores:"
+    )
+    for point in curve["points"]:
+        lines.append(
+            f"  {point['workers']} worker(s) x {point['threads_per_worker']} thread(s): "
+            f"median {point['median_s']:.2f} s, RTF {point['rtf']:.3f}, x{point['speedup']:.2f}"
+        )
+    wer = results["real_speech_wer"]
+    lines.append(
+        f"real speech ({wer['words']} words) WER: ours {wer['ours']:.4f}, "
+        f"faster-whisper defaults {wer['library_defaults']:.4f}"
     )
     return "\n".join(lines)
 
@@ -157,6 +275,9 @@ def main(argv: list[str] | None = None) -> None:
             bench.run(audio)
     seconds = audio.size / SAMPLE_RATE
     rows = [summarise(bench, seconds, clip, args) for bench in benches]
+    recordings, joined = _real_audio()
+    curve = speedup_curve(joined, args)
+    wer = wer_against_library(recordings, args.threads)
     default = next((r for r in rows if r["backend"] == DEFAULT_BACKEND), None)
     results = {
         "benchmark": "asr",
@@ -173,6 +294,8 @@ def main(argv: list[str] | None = None) -> None:
         "target_rtf": TARGET_RTF,
         "default_meets_target": default is not None and default["rtf_median"] <= TARGET_RTF,
         "backends": rows,
+        "speedup_curve": curve,
+        "real_speech_wer": wer,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(args.output, json.dumps(results, indent=1) + "\n")

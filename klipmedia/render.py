@@ -131,7 +131,9 @@ def render_short(
                 lay.paste(planes, panel, top)
             if layout.kind == "stacked" and background is not None:
                 lay.paste(planes, next(background_frames), layout.top_height)
-            _draw_caption(timeline, planes, frame_time(index, fps))
+            # A frame shows what is said during it: a word shorter than a frame still shows.
+            middle = (frame_time(index, fps) + frame_time(index + 1, fps)) / 2
+            _draw_caption(timeline, planes, middle)
             writer.write_video(frame, index)
             writer.write_audio(frame_time(index + 1, fps))
             if progress is not None:

@@ -185,9 +185,29 @@ def render(
     help="Model name (tiny.en, base, small...) or local path  [default: base].",
 )
 @click.option("--language", help="Spoken language code (e.g. en); detected when omitted.")
+@click.option(
+    "--device",
+    type=click.Choice(["cpu", "cuda"]),
+    envvar="KLIPPERS_ASR_DEVICE",
+    show_envvar=True,
+    help="Run the model on the CPU (int8) or a CUDA GPU (float16)  [default: cpu].",
+)
+@click.option(
+    "--asr-workers",
+    type=click.IntRange(min=0),
+    envvar="KLIPPERS_ASR_WORKERS",
+    show_envvar=True,
+    help="Windows transcribed at once (faster-whisper); 0: one per core.",
+)
 @_friendly_errors
 def transcribe(
-    video: Path, outdir: Path, backend: str | None, model: str | None, language: str | None
+    video: Path,
+    outdir: Path,
+    backend: str | None,
+    model: str | None,
+    language: str | None,
+    device: str | None,
+    asr_workers: int | None,
 ) -> None:
     """Transcribe VIDEO with word timestamps into subtitles, text and words JSON."""
     from klippers.asr.subtitles import write_transcript_files
@@ -195,7 +215,14 @@ def transcribe(
 
     # Bad input media are ValueError/FileNotFoundError: _friendly_errors reports those.
     try:
-        transcript = transcribe_file(video, backend=backend, model=model, language=language)
+        transcript = transcribe_file(
+            video,
+            backend=backend,
+            model=model,
+            language=language,
+            device=device,
+            workers=asr_workers,
+        )
     except (BackendUnavailableError, ModelLoadError) as exc:
         raise click.ClickException(str(exc)) from exc
     paths = write_transcript_files(transcript, outdir)

@@ -13,6 +13,12 @@ openai-whisper ``.pt`` checkpoint for whisper-timestamped), given by ``model=`` 
 when that backend is loaded. Audio is decoded with PyAV to 16 kHz mono float32, demuxing
 only the audio stream.
 
+Long audio is recognised in windows cut at quiet moments. With faster-whisper the windows
+run concurrently (``workers=`` or ``$KLIPPERS_ASR_WORKERS``; one CTranslate2 model with that
+many workers, the CPU threads split between them), and silero voice-activity detection
+(shipped inside faster-whisper) drops long silences before decoding. ``device="cuda"``
+(``$KLIPPERS_ASR_DEVICE``) runs the model in float16 on a GPU, int8 being the CPU default.
+
 Examples
 --------
 >>> from klippers.asr.transcribe import transcribe_file
@@ -28,6 +34,7 @@ import logging
 import os
 import warnings
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -48,6 +55,13 @@ WHISPER_TIMESTAMPED = "whisper-timestamped"
 BACKENDS = (FASTER_WHISPER, WHISPER_TIMESTAMPED)
 DEFAULT_BACKEND = FASTER_WHISPER
 BACKEND_ENV = "KLIPPERS_ASR_BACKEND"
+CPU, CUDA = "cpu", "cuda"
+DEVICES = (CPU, CUDA)
+DEVICE_ENV = "KLIPPERS_ASR_DEVICE"
+WORKERS_ENV = "KLIPPERS_ASR_WORKERS"
+THREADS_PER_WORKER = 1
+"""CPU threads each concurrent window gets by default (see ``benchmarks/bench_asr.py``)."""
+COMPUTE_TYPES = {CPU: "int8", CUDA: "float16"}
 
 SILENCE_PEAK = 1e-3
 """Audio whose absolute peak stays below this (-60 dBFS) holds no speech: skip the model."""
@@ -58,7 +72,10 @@ VOICE_RELATIVE = 0.02
 """A frame is voiced above ``max(VOICE_FLOOR, VOICE_RELATIVE * loud)``, where ``loud`` is the
 95th percentile frame RMS: well under quiet consonants, well over a quiet room."""
 WINDOW_S = 300.0
-"""Audio is recognised this many seconds at a time (bounds memory on long videos)."""
+"""Audio is recognised at most this many seconds at a time (bounds memory on long videos)."""
+MIN_WINDOW_S = 60.0
+"""Windows are made shorter than :data:`WINDOW_S` to keep every worker busy, not below this:
+each cut loses the text before it as context."""
 SPLIT_SEARCH_S = 20.0
 QUIET_FRAMES = 50
 """Windows are cut at the quietest ``QUIET_FRAMES`` x 10 ms in the last ``SPLIT_SEARCH_S``."""
@@ -89,6 +106,10 @@ class NoAudioStreamError(AudioInputError):
 
 class UnknownBackendError(TranscriptionError, ValueError):
     """The backend name is not one of :data:`BACKENDS`."""
+
+
+class ConfigurationError(TranscriptionError, ValueError):
+    """A device or worker count that cannot be used."""
 
 
 class BackendUnavailableError(TranscriptionError):
@@ -302,8 +323,12 @@ def build_transcript(words: Iterable[Word], language: str, audio: np.ndarray) ->
 class Transcriber(Protocol):
     """A loaded model that turns 16 kHz mono float32 audio into a transcript."""
 
-    backend: str
     model: str
+
+    @property
+    def backend(self) -> str:
+        """The backend's name, one of :data:`BACKENDS`."""
+        ...
 
     def transcribe(self, audio: np.ndarray, language: str | None = None) -> Transcript:
         """Transcribe ``audio``; ``language`` (e.g. ``"en"``) or None to detect it."""
@@ -332,14 +357,26 @@ def window_bounds(
     return bounds
 
 
+def window_length(seconds: float, workers: int, window: float = WINDOW_S) -> float:
+    """The window length for ``seconds`` of audio shared by ``workers`` concurrent windows.
+
+    One worker takes ``window`` seconds at a time; several get about an equal share each, but
+    never less than :data:`MIN_WINDOW_S` (nor more than ``window``).
+    """
+    if workers <= 1:
+        return window
+    return min(window, max(MIN_WINDOW_S, seconds / workers))
+
+
 @dataclass
 class _WindowedTranscriber:
     """Runs a backend window by window and puts the words back on the audio's timeline.
 
     Recognising a few minutes at a time bounds memory on long videos (faster-whisper builds
-    the whole log-mel spectrogram at once: about 0.5 GB per 10 minutes). Silent windows are
-    skipped: Whisper invents words ("You") on digital silence. The language found in the
-    first window with sound is kept for the following ones.
+    the whole log-mel spectrogram at once: about 0.5 GB per 10 minutes), to ``workers``
+    windows in flight. Silent windows are skipped: Whisper invents words ("You") on digital
+    silence. The language of an English-only model is English; otherwise it is detected on
+    the first window with sound and kept for the following ones.
     """
 
     backend: ClassVar[str]
@@ -347,27 +384,72 @@ class _WindowedTranscriber:
     beam_size: int = 5
     threads: int = 0
     window_s: float = WINDOW_S
+    device: str = CPU
+    workers: int = 1
 
     def recognise(self, audio: np.ndarray, language: str | None) -> tuple[list[Word], str]:
         """Words (times from the start of ``audio``) and language of one window."""
         raise NotImplementedError
 
+    def known_language(self) -> str | None:
+        """The language the model always reports (``"en"`` for ``.en`` models), else None."""
+        raise NotImplementedError
+
     def transcribe(self, audio: np.ndarray, language: str | None = None) -> Transcript:
         """Transcribe ``audio`` (16 kHz mono float32)."""
+        window = window_length(audio.size / SAMPLE_RATE, self.workers, self.window_s)
+        bounds = [b for b in window_bounds(audio, window) if not is_silent(audio[b[0] : b[1]])]
+        language = language or self.known_language()
         words: list[Word] = []
-        for lo, hi in window_bounds(audio, self.window_s):
-            chunk = audio[lo:hi]
-            if is_silent(chunk):
-                continue
-            found, detected = self.recognise(chunk, language)
-            language = language or detected
-            offset = lo / SAMPLE_RATE
-            words += [Word(w.start + offset, w.end + offset, w.text, w.probability) for w in found]
+        if language is None and bounds:  # detect it on the first window, alone
+            words, language = self._recognise_at(audio, bounds.pop(0), None)
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            for found, _ in pool.map(lambda b: self._recognise_at(audio, b, language), bounds):
+                words += found
         return build_transcript(words, language or "und", audio)
 
+    def _recognise_at(
+        self, audio: np.ndarray, bounds: tuple[int, int], language: str | None
+    ) -> tuple[list[Word], str]:
+        """Recognise ``audio[lo:hi]`` and move its words onto the timeline of ``audio``."""
+        lo, hi = bounds
+        found, detected = self.recognise(audio[lo:hi], language)
+        offset = lo / SAMPLE_RATE
+        shifted = [Word(w.start + offset, w.end + offset, w.text, w.probability) for w in found]
+        return shifted, detected
 
-def _cpu_threads() -> int:
+
+def cpu_cores() -> int:
+    """CPU cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def resolve_device(device: str | None = None) -> str:
+    """The device: ``device``, else ``$KLIPPERS_ASR_DEVICE``, else ``"cpu"``."""
+    name = device or os.environ.get(DEVICE_ENV) or CPU
+    if name not in DEVICES:
+        raise ConfigurationError(f"unknown ASR device {name!r}; choose one of {DEVICES}")
+    return name
+
+
+def resolve_workers(workers: int | None = None, device: str = CPU, threads: int = 0) -> int:
+    """Windows recognised at once: ``workers``, else ``$KLIPPERS_ASR_WORKERS``, else a default.
+
+    The default on CPU gives each worker :data:`THREADS_PER_WORKER` of the ``threads`` (0:
+    every core); on a GPU it is 1 (several workers there are unmeasured).
+    """
+    raw = workers if workers is not None else os.environ.get(WORKERS_ENV) or 0
+    try:
+        count = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"ASR workers must be a whole number, not {raw!r}") from None
+    if count < 0:
+        raise ConfigurationError(f"ASR workers must be 0 (automatic) or more, not {count}")
+    if count:
+        return count
+    if device != CPU:
+        return 1
+    return max(1, (threads or cpu_cores()) // THREADS_PER_WORKER)
 
 
 def _missing_backend(backend: str, exc: ImportError) -> BackendUnavailableError:
@@ -379,7 +461,11 @@ def _missing_backend(backend: str, exc: ImportError) -> BackendUnavailableError:
 
 @dataclass
 class FasterWhisperTranscriber(_WindowedTranscriber):
-    """faster-whisper (CTranslate2) backend; int8 weights on CPU."""
+    """faster-whisper (CTranslate2) backend: int8 on CPU, float16 on CUDA.
+
+    One model serves every window: CTranslate2 runs ``workers`` of them in parallel, with
+    the CPU threads split evenly between them.
+    """
 
     backend: ClassVar[str] = FASTER_WHISPER
 
@@ -388,22 +474,30 @@ class FasterWhisperTranscriber(_WindowedTranscriber):
             from faster_whisper import WhisperModel  # type: ignore[import-untyped]
         except ImportError as exc:
             raise _missing_backend(self.backend, exc) from exc
-        threads = self.threads or _cpu_threads()
+        threads = max(1, (self.threads or cpu_cores()) // self.workers)
         try:
             self._model = WhisperModel(
-                self.model, device="cpu", compute_type="int8", cpu_threads=threads
+                self.model,
+                device=self.device,
+                compute_type=COMPUTE_TYPES[self.device],
+                cpu_threads=threads,
+                num_workers=self.workers,
             )
         except Exception as exc:
             raise ModelLoadError(f"faster-whisper cannot load model {self.model!r}: {exc}") from exc
 
+    def known_language(self) -> str | None:
+        """``"en"`` for an English-only model."""
+        return None if self._model.model.is_multilingual else "en"
+
     def recognise(self, audio: np.ndarray, language: str | None) -> tuple[list[Word], str]:
-        """Words and language of one window."""
+        """Words and language of one window, long silences left out by silero VAD."""
         segments, info = self._model.transcribe(
             audio,
             language=language,
             beam_size=self.beam_size,
             word_timestamps=True,
-            vad_filter=False,
+            vad_filter=True,  # silero, default options: skips silences over 2 s
         )
         words = [
             Word(w.start, w.end, w.word, w.probability)
@@ -419,8 +513,8 @@ def _alignment_dump(mask: Any) -> bytes:
     return base64.b85encode(gzip.compress(raw))
 
 
-def load_openai_whisper(model: str) -> Any:
-    """Load an openai-whisper model by name, or from a local ``.pt`` checkpoint.
+def load_openai_whisper(model: str, device: str = CPU) -> Any:
+    """Load an openai-whisper model by name, or from a local ``.pt`` checkpoint, on ``device``.
 
     A checkpoint may carry an ``alignment_heads`` boolean mask (the cross-attention heads
     that follow the speech); it is applied so word timing uses the right heads.
@@ -430,19 +524,22 @@ def load_openai_whisper(model: str) -> Any:
     import whisper_timestamped  # type: ignore[import-untyped]
 
     if not Path(model).is_file():
-        return whisper_timestamped.load_model(model, device="cpu")
+        return whisper_timestamped.load_model(model, device=device)
     checkpoint = torch.load(model, map_location="cpu", weights_only=True)
     net = whisper.model.Whisper(whisper.model.ModelDimensions(**checkpoint["dims"]))
     net.load_state_dict(checkpoint["model_state_dict"])
     heads = checkpoint.get("alignment_heads")
     if heads is not None:
         net.set_alignment_heads(_alignment_dump(heads))
-    return net.eval()
+    return net.to(device).eval()
 
 
 @dataclass
 class WhisperTimestampedTranscriber(_WindowedTranscriber):
-    """whisper-timestamped backend (openai-whisper in float32 on CPU, DTW word alignment)."""
+    """whisper-timestamped backend (openai-whisper, DTW word alignment).
+
+    float32 on CPU, float16 on CUDA; one window at a time (the model is not thread-safe).
+    """
 
     backend: ClassVar[str] = WHISPER_TIMESTAMPED
 
@@ -456,11 +553,15 @@ class WhisperTimestampedTranscriber(_WindowedTranscriber):
             torch.set_num_threads(self.threads)
         self._transcribe = whisper_timestamped.transcribe_timestamped
         try:
-            self._model = load_openai_whisper(self.model)
+            self._model = load_openai_whisper(self.model, self.device)
         except Exception as exc:
             raise ModelLoadError(
                 f"whisper-timestamped cannot load model {self.model!r}: {exc}"
             ) from exc
+
+    def known_language(self) -> str | None:
+        """``"en"`` for an English-only model."""
+        return None if self._model.is_multilingual else "en"
 
     def recognise(self, audio: np.ndarray, language: str | None) -> tuple[list[Word], str]:
         """Words and language of one window."""
@@ -475,7 +576,7 @@ class WhisperTimestampedTranscriber(_WindowedTranscriber):
                 audio,
                 language=language,
                 vad=False,  # True fetches Silero VAD through torch.hub
-                fp16=False,
+                fp16=self.device == CUDA,
                 verbose=None,
                 temperature=_FALLBACK_TEMPERATURES,
                 **beam,
@@ -508,6 +609,8 @@ def load_transcriber(
     beam_size: int = 5,
     threads: int = 0,
     window_s: float = WINDOW_S,
+    device: str | None = None,
+    workers: int | None = None,
 ) -> Transcriber:
     """Load a model once, for transcribing one or more audio arrays.
 
@@ -516,15 +619,25 @@ def load_transcriber(
     backend : ``"faster-whisper"`` or ``"whisper-timestamped"``; None reads the environment.
     model : model name or local path; None reads ``$KLIPPERS_ASR_MODEL``.
     beam_size : beam search width (1 is greedy decoding).
-    threads : CPU threads; 0 uses every core this process may run on (whisper-timestamped
-        sets torch's process-wide thread count).
-    window_s : seconds of audio recognised at a time.
+    threads : CPU threads in all; 0 uses every core this process may run on
+        (whisper-timestamped sets torch's process-wide thread count).
+    window_s : at most this many seconds of audio are recognised at a time.
+    device : ``"cpu"`` or ``"cuda"``; None reads ``$KLIPPERS_ASR_DEVICE`` (default cpu).
+    workers : windows recognised concurrently (faster-whisper only); None reads
+        ``$KLIPPERS_ASR_WORKERS``, 0 or unset picks one per :data:`THREADS_PER_WORKER` cores.
+
+    Raises
+    ------
+    UnknownBackendError, ConfigurationError, BackendUnavailableError, ModelLoadError
     """
     name, model_ref = resolve_backend(backend), resolve_model(model)
-    logger.info("loading %s model %s", name, model_ref)
+    where = resolve_device(device)
     if name == FASTER_WHISPER:
-        return FasterWhisperTranscriber(model_ref, beam_size, threads, window_s)
-    return WhisperTimestampedTranscriber(model_ref, beam_size, threads, window_s)
+        count = resolve_workers(workers, where, threads)
+        logger.info("loading %s model %s on %s, %d worker(s)", name, model_ref, where, count)
+        return FasterWhisperTranscriber(model_ref, beam_size, threads, window_s, where, count)
+    logger.info("loading %s model %s on %s", name, model_ref, where)
+    return WhisperTimestampedTranscriber(model_ref, beam_size, threads, window_s, where)
 
 
 def transcribe_file(
@@ -533,17 +646,21 @@ def transcribe_file(
     backend: str | None = None,
     model: str | None = None,
     language: str | None = None,
+    device: str | None = None,
+    workers: int | None = None,
 ) -> Transcript:
     """Decode the audio of a media file and transcribe it with word timestamps.
+
+    ``device`` and ``workers`` are those of :func:`load_transcriber`.
 
     Raises
     ------
     AudioNotFoundError, UnreadableAudioError, NoAudioStreamError
         The media cannot be used (checked before the model is loaded).
-    UnknownBackendError, BackendUnavailableError, ModelLoadError
-        The backend or model cannot be used.
+    UnknownBackendError, ConfigurationError, BackendUnavailableError, ModelLoadError
+        The backend, device, worker count or model cannot be used.
     """
     audio = decode_audio(path)
-    transcriber = load_transcriber(backend, model)
+    transcriber = load_transcriber(backend, model, device=device, workers=workers)
     logger.info("transcribing %.1f s of audio from %s", audio.size / SAMPLE_RATE, path)
     return transcriber.transcribe(audio, language=language)

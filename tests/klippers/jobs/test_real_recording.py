@@ -34,9 +34,11 @@ FPS = 24
 VIDEO_START, SECONDS = 150.0, 30.0
 """The half minute of the video used: its face moves the most there."""
 AUDIO_RATE = 48_000
-MAX_WER = 0.25
-"""The short transcribed again against the manifest's text (measured 0.135) and against the
-reference utterances of that passage (0.114): tiny.en on two cuts of the same phone call."""
+MAX_WER = 0.35
+"""The short transcribed again against the manifest's text (measured 0.135, then 0.269 once
+the call was transcribed with VAD and the passage grew a hard half-heard exchange) and
+against the reference utterances of that passage (0.114): tiny.en on two cuts of the same
+phone call. Another passage than the one named would score near 1."""
 REF = VideoRef("local", "call")
 
 
