@@ -153,3 +153,56 @@ def destroy(session: nox.Session) -> None:
     kept (dropped from the stack) unless the stack was deployed with ``forceDestroy true``.
     """
     _pulumi(session, "destroy")
+
+
+@nox.session(python=PYTHON, default=False)
+def lock(session: nox.Session) -> None:
+    """Pin the job image's packages with hashes: images/requirements.lock and images/build.lock.
+
+    For CPython 3.11 on manylinux x86_64 (the image's base) and the extras in the
+    Dockerfile's KLIPPERS_EXTRAS; wheels only, but for srt, which has none, built with the
+    setuptools of build.lock beside the hatchling that builds klippers. Then pip downloads
+    every locked file as the image will, checking hashes and Requires-Python (which uv
+    does not fully check: see images/lock-constraints.txt). Options after -- go to
+    `uv pip compile` (e.g. --upgrade-package boto3).
+    """
+    import platform
+    import sys
+
+    session.install("uv")
+    with open("images/Dockerfile", encoding="utf-8") as dockerfile:
+        (extras,) = [
+            line.split("=", 1)[1].strip()
+            for line in dockerfile
+            if line.startswith("ARG KLIPPERS_EXTRAS=")
+        ]
+    compile_ = ("uv", "pip", "compile", "--generate-hashes", "--python-version", PYTHON)
+    target = (
+        "--python-platform",
+        "x86_64-manylinux_2_28",
+        "--custom-compile-command",
+        "nox -s lock",
+    )
+    session.run(
+        *compile_,
+        *target,
+        "pyproject.toml",
+        *(f"--extra={extra}" for extra in extras.split(",")),
+        "--only-binary=:all:",
+        "--no-binary=srt",
+        "--constraint=images/lock-constraints.txt",
+        "--output-file=images/requirements.lock",
+        *session.posargs,
+    )
+    build_in = os.path.join(session.create_tmp(), "build.in")
+    with open(build_in, "w", encoding="utf-8") as requirements:
+        requirements.write("\n".join([*PYPROJECT["build-system"]["requires"], "setuptools>=70.1"]))
+    session.run(*compile_, *target, build_in, "--output-file=images/build.lock", *session.posargs)
+    if sys.platform != "linux" or platform.machine() != "x86_64":
+        session.warn("not on linux x86_64: the locks were not downloaded with pip to check them")
+        return
+    for lock_file in ("images/build.lock", "images/requirements.lock"):
+        session.run(
+            *("python", "-m", "pip", "download", "--no-deps", "--require-hashes"),
+            *("--dest", session.create_tmp(), "-r", lock_file),
+        )

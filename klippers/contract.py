@@ -64,6 +64,8 @@ TRANSCRIPT_RECIPE = "original" + RECIPE_SUFFIX
 THUMBNAIL_RECIPE = "thumbnail" + RECIPE_SUFFIX
 RECIPE_VERSION = 1
 SHARED_BACKGROUNDS = "backgrounds"
+UPLOADED_BACKGROUND = "background.mp4"
+"""The name a background video given with a run or an upload gets in the video's folder."""
 """Folder at the warehouse root (beside ``klippers_warehouse/``): backgrounds any video may use."""
 
 # --- environment of the jobs ------------------------------------------------------------------

@@ -31,7 +31,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import klipmedia
-from klippers.contract import EXIT_FAILURE, EXIT_TRANSIENT, ShortsConfig, VideoRef, video_id_for
+from klippers.contract import (
+    EXIT_FAILURE,
+    EXIT_TRANSIENT,
+    UPLOADED_BACKGROUND,
+    ShortsConfig,
+    VideoRef,
+    video_id_for,
+)
 from klippers.gallery import write_gallery
 from klippers.jobs.parent import ParentResult, read_manifest, run_parent
 from klippers.jobs.runner import exit_code, require_free_space, scratch
@@ -42,7 +49,6 @@ from klippers.storage import LocalStorage, Storage, StorageKeyNotFoundError
 log = logging.getLogger(__name__)
 
 LOCAL_USER = "local"
-BACKGROUND_NAME = "background.mp4"
 SHORTS_DISK_RESERVE = 1_000_000_000
 """Disk kept free beside the original's copy for the shorts and their scratch files."""
 RENDER_MEMORY_BYTES = 450 * 2**20
@@ -196,10 +202,10 @@ def prepare_inputs(storage: Storage, ref: VideoRef, video: Path, options: RunOpt
         storage.upload(video, ref.original_video)
     config = _config(storage, ref, options)
     if options.background is not None:
-        if not storage.is_current(ref.key(BACKGROUND_NAME), options.background):
-            storage.upload(options.background, ref.key(BACKGROUND_NAME))
+        if not storage.is_current(ref.key(UPLOADED_BACKGROUND), options.background):
+            storage.upload(options.background, ref.key(UPLOADED_BACKGROUND))
         config = ShortsConfig.from_dict(
-            {**config.to_dict(), "background_video": BACKGROUND_NAME}, ref=ref
+            {**config.to_dict(), "background_video": UPLOADED_BACKGROUND}, ref=ref
         )
     storage.write_bytes(ref.shorts_config, config.to_json().encode())
     if not storage.exists(ref.thumbnail):

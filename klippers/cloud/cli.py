@@ -6,6 +6,7 @@ failure with 1, each with a one-line message.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
@@ -18,7 +19,14 @@ from typing import Any, TypeVar
 
 import click
 
-from klippers.contract import EXIT_BAD_INPUT, EXIT_FAILURE
+from klippers.contract import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILURE,
+    LAYOUTS,
+    REFRAMES,
+    SCORERS,
+    SHARED_BACKGROUNDS,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -93,6 +101,39 @@ def definition() -> None:
     click.echo(definition_json(), nl=False)
 
 
+def _caption_style(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> dict[str, Any] | None:
+    """``--caption-style``: a JSON object, inline or ``@FILE``."""
+    if value is None:
+        return None
+    text = value
+    if value.startswith("@"):
+        try:
+            text = Path(value[1:]).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise click.BadParameter(f"cannot read {value[1:]}: {exc}") from exc
+    try:
+        style = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON ({exc})") from exc
+    if not isinstance(style, dict):
+        raise click.BadParameter(f"must be a JSON object (got {type(style).__name__})")
+    return style
+
+
+def _background(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | str | None:
+    """``--background``: ``backgrounds/NAME`` (shared library key, as text) or a local file."""
+    if value is None or value.startswith(f"{SHARED_BACKGROUNDS}/"):
+        return value
+    path = Path(value)
+    if not path.is_file():
+        raise click.BadParameter(
+            f"{value}: no such file (a shared background is named {SHARED_BACKGROUNDS}/NAME)"
+        )
+    return path
+
+
 @cloud.command()
 @click.argument("video_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--user", required=True, help="User ID (folder in the warehouse).")
@@ -100,16 +141,42 @@ def definition() -> None:
 @click.option(
     "--shorts",
     type=click.IntRange(min=0),
-    default=5,
-    show_default=True,
-    help="Shorts to make (0: let the parent choose).",
+    help="Shorts to make (0: let the parent choose). Default: as stored, else 5.",
 )
 @click.option(
     "--duration",
     type=float,
-    default=60.0,
-    show_default=True,
-    help="Target length of each short, seconds.",
+    help="Target length of each short, seconds. Default: as stored, else 60.",
+)
+@click.option("--layout", type=click.Choice(LAYOUTS), help="Default: as stored, else stacked.")
+@click.option(
+    "--reframe",
+    type=click.Choice(REFRAMES),
+    help="Frame whoever speaks, the most prominent face, or centre. "
+    "Default: as stored, else speaker.",
+)
+@click.option(
+    "--scorer",
+    type=click.Choice(SCORERS),
+    help="Who rates the candidate moments: embedded (offline) or llm (the stack's "
+    "KLIPPERS_LLM_* settings). Default: as stored, else embedded.",
+)
+@click.option(
+    "--background",
+    callback=_background,
+    metavar="FILE|backgrounds/NAME",
+    help="Background video under the speaker: a local file, uploaded into the video's folder "
+    "as background.mp4, or a video in the bucket's shared backgrounds/ folder.",
+)
+@click.option(
+    "--caption-style",
+    callback=_caption_style,
+    metavar="JSON|@FILE",
+    help="Caption style as a JSON object (e.g. '{\"font_size\": 96}'), or @FILE holding one; "
+    "replaces the stored style.",
+)
+@click.option(
+    "--language", help="Spoken language code (e.g. en). Default: as stored, else detected."
 )
 @_env_bucket
 @_region
@@ -118,26 +185,48 @@ def upload(
     video_file: Path,
     user: str,
     video: str | None,
-    shorts: int,
-    duration: float,
+    shorts: int | None,
+    duration: float | None,
+    layout: str | None,
+    reframe: str | None,
+    scorer: str | None,
+    background: Path | str | None,
+    caption_style: dict[str, Any] | None,
+    language: str | None,
     bucket: str | None,
     region: str | None,
 ) -> None:
-    """Upload VIDEO_FILE with its shorts_config.json and a thumbnail."""
+    """Upload VIDEO_FILE with a thumbnail and its shorts_config.json.
+
+    A shorts_config.json already in the video's folder is kept and updated: the options
+    given here replace its fields, every other field stays. Nothing is written unless the
+    result is valid; an original or background already holding the same bytes is not
+    sent again, and the config is written last.
+    """
     from klippers.cloud.clients import Clients, bucket_name, video_ref
-    from klippers.cloud.warehouse import slug
+    from klippers.cloud.warehouse import ConfigChanges, slug
     from klippers.cloud.warehouse import upload as store_inputs
 
+    changes = ConfigChanges(
+        shorts=shorts,
+        short_seconds=duration,
+        layout=layout,
+        reframe=reframe,
+        scorer=scorer,
+        caption_style=caption_style,
+        language=language,
+        background=background,
+    )
     ref = video_ref(user, video or slug(video_file.name), {})
     storage = Clients.connect(region).warehouse(bucket_name(bucket, os.environ))
     with _progress(video_file) as progress:
-        done = store_inputs(
-            storage, video_file, ref, shorts=shorts, short_seconds=duration, progress=progress
-        )
-    note = " (already there, not sent again)" if done.video_already_current else ""
-    click.echo(f"uploaded {video_file} ({done.duration_seconds:.1f} s){note}")
+        done = store_inputs(storage, video_file, ref, changes, progress=progress)
+    click.echo(f"uploaded {video_file} ({done.duration_seconds:.1f} s)")
     for key in done.keys:
-        click.echo(f"  {storage.describe(key)}")
+        note = " (already there, not sent again)" if key in done.unchanged else ""
+        click.echo(f"  {storage.describe(key)}{note}")
+    how = "updated the stored config" if done.merged else "new config"
+    click.echo(f"{how}: {json.dumps(done.config.to_dict(), ensure_ascii=False)}")
     click.echo(f"next: klip cloud run --user {ref.user_id} --video {ref.video_id}")
 
 
@@ -479,6 +568,11 @@ def estimate(
     click.echo(
         f"Fargate vCPU in use at once: up to {chosen.peak_vcpu:g} per running video "
         f"(service quota '{cost.FARGATE_VCPU_QUOTA}')"
+    )
+    click.echo(
+        f"children: ${chosen.child_dollars:.3f} on demand, ${chosen.child_spot_dollars:.3f} on "
+        f"Fargate Spot (stack config childCapacity spot, {cost.FARGATE_SPOT_DISCOUNT:.0%} off "
+        "vCPU and memory, before interruptions)"
     )
     for note in chosen.notes:
         click.echo(f"note: {note}")

@@ -32,7 +32,7 @@ from klippers.cloud.executions import (
     execution_status,
 )
 from klippers.cloud.logs import STATE_MACHINE_SOURCE, job_streams, log_lines
-from klippers.cloud.warehouse import slug, upload
+from klippers.cloud.warehouse import ConfigChanges, slug, upload
 from klippers.contract import (
     ENV_BUCKET,
     ENV_USER_ID,
@@ -115,7 +115,7 @@ def _executions(aws: Aws) -> list[dict[str, Any]]:
 
 
 def _uploaded(aws: Aws, clip: Path, ref: VideoRef = REF, shorts: int = 3) -> None:
-    upload(aws.storage, clip, ref, shorts=shorts, short_seconds=30)
+    upload(aws.storage, clip, ref, ConfigChanges(shorts=shorts, short_seconds=30))
 
 
 # --- upload -----------------------------------------------------------------------------------
@@ -150,9 +150,119 @@ def test_upload_puts_video_config_and_png_thumbnail(aws: Aws, clip: Path) -> Non
 
     again = klip("upload", str(clip), "--user", "alice", "--bucket", aws.bucket)
     assert again.exit_code == 0, again.output
-    assert "already there" in again.output
+    assert again.output.count("already there, not sent again") == 3
+    assert "updated the stored config" in again.output
     config = ShortsConfig.from_json(aws.storage.read_bytes(ref.shorts_config).decode())
-    assert config.segment_count == 5  # the default is written again
+    assert config.segment_count == 3  # kept: --shorts was not given
+
+
+def test_upload_merges_flags_into_the_stored_config(aws: Aws, clip: Path, tmp_path: Path) -> None:
+    stored = {
+        "segment_count": 7,  # as the parent records it
+        "target_short_video_duration_in_seconds": 45,
+        "layout": "split",
+        "language": "de",
+        "caption_style": {"font_size": 70},
+        "future_field": {"kept": True},
+    }
+    aws.storage.write_bytes(REF.shorts_config, json.dumps(stored).encode())
+    style = tmp_path / "style.json"
+    style.write_text('{"uppercase": true}')
+    background = media.write_video(
+        tmp_path / "loop.mov", media.ramp(64, 64), width=64, height=64, duration=1.0
+    )
+    result = klip(
+        "upload",
+        str(clip),
+        "--user",
+        "alice",
+        "--layout",
+        "blurred",
+        "--reframe",
+        "face",
+        "--scorer",
+        "llm",
+        "--caption-style",
+        f"@{style}",
+        "--background",
+        str(background),
+        "--bucket",
+        aws.bucket,
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads(aws.storage.read_bytes(REF.shorts_config))
+    assert doc == {
+        **stored,
+        "user_id": "alice",
+        "video_id": "my-talk",
+        "layout": "blurred",
+        "reframe": "face",
+        "scorer": "llm",
+        "caption_style": {"uppercase": True},
+        "background_video": "background.mp4",
+    }
+    assert aws.storage.read_bytes(REF.key("background.mp4")) == background.read_bytes()
+
+    shared = klip(
+        "upload",
+        str(clip),
+        "--user",
+        "alice",
+        "--shorts",
+        "2",
+        "--language",
+        "en",
+        "--caption-style",
+        '{"font_size": 96}',
+        "--background",
+        "backgrounds/rain.mp4",
+        "--bucket",
+        aws.bucket,
+    )
+    assert shared.exit_code == 0, shared.output
+    config = ShortsConfig.from_json(aws.storage.read_bytes(REF.shorts_config), ref=REF)
+    assert (config.segment_count, config.language, config.layout) == (2, "en", "blurred")
+    assert (config.background_video, dict(config.caption_style or {})) == (
+        "backgrounds/rain.mp4",
+        {"font_size": 96},
+    )
+    assert config.extras == {"future_field": {"kept": True}}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--caption-style", "{font_size: 96"], "not valid JSON"),
+        (["--caption-style", "[1, 2]"], "must be a JSON object"),
+        (["--caption-style", "@/no/such/style.json"], "cannot read"),
+        (["--caption-style", '{"font_size": 10}'], "caption_style"),
+        (["--caption-style", '{"colour": "red"}'], "unknown field(s) colour"),
+        (["--layout", "wide"], "--layout"),
+        (["--scorer", "gpt"], "--scorer"),
+        (["--language", "English"], "language"),
+        (["--background", "backgrounds/../x.mp4"], "background_video"),
+        (["--background", "klippers_warehouse/bob/talk/bg.mp4"], "--background"),
+        (["--background", "/no/such/loop.mp4"], "no such file"),
+    ],
+)
+def test_upload_refuses_bad_settings_and_writes_nothing(
+    aws: Aws, clip: Path, args: list[str], message: str
+) -> None:
+    stored = ShortsConfig(segment_count=4, layout="full").to_json().encode()
+    aws.storage.write_bytes(REF.shorts_config, stored)
+    result = klip("upload", str(clip), "--user", "alice", *args, "--bucket", aws.bucket)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert aws.storage.list("") == [REF.shorts_config]
+    assert aws.storage.read_bytes(REF.shorts_config) == stored
+
+
+def test_upload_refuses_a_stored_config_that_is_not_json(aws: Aws, clip: Path) -> None:
+    aws.storage.write_bytes(REF.shorts_config, b"segment_count: 3")
+    result = klip("upload", str(clip), "--user", "alice", "--shorts", "2", "--bucket", aws.bucket)
+    assert result.exit_code == 2
+    assert "the stored config is not JSON" in result.output
+    assert aws.storage.list("") == [REF.shorts_config]
 
 
 def test_upload_takes_the_bucket_from_the_seed_variable(aws: Aws, clip: Path) -> None:
@@ -282,7 +392,9 @@ def test_run_finds_the_state_machine_by_arn_and_checks_its_bucket(aws: Aws, clip
     other_bucket = f"klippers-other-{uuid.uuid4().hex[:8]}"
     aws.clients.s3.create_bucket(Bucket=other_bucket)
     other = _state_machine(aws.clients, other_bucket, name="klippers-staging")
-    upload(aws.clients.warehouse(other_bucket), clip, REF, shorts=2, short_seconds=30)
+    upload(
+        aws.clients.warehouse(other_bucket), clip, REF, ConfigChanges(shorts=2, short_seconds=30)
+    )
 
     result = klip(
         "run",

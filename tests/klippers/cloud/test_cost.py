@@ -148,6 +148,12 @@ def test_estimate_cli_prints_the_table_and_recommends_sizes() -> None:
     )
     assert "seed pipeline (reported)" in result.output
     assert PRICES_TAKEN in result.output
+    chosen = estimate(hours=1, shorts=5)
+    assert (
+        f"children: ${chosen.child_dollars:.3f} on demand, "
+        f"${chosen.child_spot_dollars:.3f} on Fargate Spot"
+    ) in result.output
+    assert chosen.child_spot_dollars < chosen.child_dollars
     bad = klip("estimate", "--hours", "1", "--parent-vcpu", "3")
     assert bad.exit_code == 2
     assert "vCPU must be one of" in bad.output

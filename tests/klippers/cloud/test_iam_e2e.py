@@ -35,7 +35,6 @@ from klippers.contract import (
     ENV_BUCKET,
     ENV_SEGMENT,
     PARENT_JOB_MODULE,
-    ShortsConfig,
     VideoRef,
 )
 from klippers.jobs import child, parent
@@ -168,12 +167,9 @@ class _Steps:
         return clients.warehouse(self.flow.program.bucket)
 
     def configure(self, store: S3Storage, shorts: int) -> None:
-        """Upload as ``klip cloud upload`` does, then name the shared background."""
-        uploaded = warehouse.upload(store, talk_video(), REF, shorts=shorts, short_seconds=20)
-        doc = {**uploaded.config.to_dict(), "background_video": BACKGROUND}
-        store.write_bytes(
-            REF.shorts_config, ShortsConfig.from_dict(doc, ref=REF).to_json().encode()
-        )
+        """Upload as ``klip cloud upload --background backgrounds/...`` does (merging)."""
+        changes = warehouse.ConfigChanges(shorts=shorts, short_seconds=20, background=BACKGROUND)
+        warehouse.upload(store, talk_video(), REF, changes)
         warehouse.check_inputs(store, REF)
 
     def parent(self) -> parent.ParentResult:
