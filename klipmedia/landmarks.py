@@ -3,7 +3,7 @@
 The model (``klipmedia/models/face_landmark.tflite``, Apache-2.0) sees a 192x192 upright
 crop of one face: a square 1.5 times the face's size around its centre, turned so that
 the eyes are level. The turned square is sampled straight from the decoded planes and
-converted to RGB in numpy (:func:`upright`). A face is followed from frame to frame
+converted to RGB by OpenCV (:func:`upright`). A face is followed from frame to frame
 by taking the next crop from the previous frame's points (:meth:`Mesh.roi`).
 
 Mouth openness is the inner-lip gap over the mouth's width: points 13-14 over 78-308
@@ -19,16 +19,14 @@ Examples
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from klipmedia.blazeface import interpreter
-from klipmedia.faces import Face
+from klipmedia.faces import Face, _import_cv2
 from klipmedia.frames import Planes
 
 __all__ = ["FaceMesh", "Mesh", "Roi", "upright"]
@@ -43,7 +41,16 @@ _EYE_LEFT, _EYE_RIGHT = 33, 263
 
 Points = NDArray[np.float32]
 Floats = NDArray[np.float32]
-Coords = NDArray[np.floating[Any]]
+
+# Limited BT.709 Y'CbCr (0-255) to RGB in [0, 1], with the offsets as a fourth column.
+_YUV_TO_RGB = np.array(
+    [
+        [1 / 219, 0.0, 1.5748 / 224],
+        [1 / 219, -0.1873 / 224, -0.4681 / 224],
+        [1 / 219, 1.8556 / 224, 0.0],
+    ]
+)
+_TO_RGB = np.column_stack([_YUV_TO_RGB, -_YUV_TO_RGB @ [16.0, 128.0, 128.0]])
 
 
 @dataclass(frozen=True)
@@ -130,62 +137,51 @@ class FaceMesh:
         return Mesh(points.astype(np.float32))
 
 
-@functools.cache
-def _grid() -> tuple[Floats, Floats]:
-    """Offsets (u, v) of the model input's pixel centres from its centre."""
-    offsets = np.arange(_SIZE, dtype=np.float32) + 0.5 - _SIZE / 2
-    u, v = np.meshgrid(offsets, offsets)
-    return u, v
-
-
-def _flat(plane: NDArray[np.uint8]) -> tuple[NDArray[np.uint8], int]:
-    """A 1-D view of a plane's rows (line padding included) and its row stride."""
-    if plane.strides[1] != 1 or plane.strides[0] < plane.shape[1]:
-        plane = np.ascontiguousarray(plane)
-    h, w = plane.shape
-    row = plane.strides[0]
-    size = (h - 1) * row + w
-    return np.lib.stride_tricks.as_strided(plane, (size,), (1,), writeable=False), row
-
-
-def _bilinear(plane: NDArray[np.uint8], x: Coords, y: Coords) -> Floats:
-    """``plane`` sampled at pixel coordinates ``x``, ``y`` (edges repeated outside)."""
-    h, w = plane.shape
-    x = np.clip(x - np.float32(0.5), 0, w - 1.001, dtype=np.float32)
-    y = np.clip(y - np.float32(0.5), 0, h - 1.001, dtype=np.float32)
-    left, top = np.floor(x), np.floor(y)
-    fx, fy = x - left, y - top
-    flat, row = _flat(plane)
-    index = top.astype(np.intp) * row + left.astype(np.intp)
-    upper = flat[index] + fx * (flat[index + 1] - flat[index].astype(np.float32))
-    index += row
-    lower = flat[index] + fx * (flat[index + 1] - flat[index].astype(np.float32))
-    return np.asarray(upper + fy * (lower - upper), np.float32)
-
-
-def _nearest(plane: NDArray[np.uint8], x: Coords, y: Coords) -> Floats:
-    """``plane`` at the pixels nearest to coordinates ``x``, ``y`` (clamped to its edges)."""
-    h, w = plane.shape
-    flat, row = _flat(plane)
-    column = np.clip(x, 0, w - 1, dtype=np.float32).astype(np.intp)
-    line = np.clip(y, 0, h - 1, dtype=np.float32).astype(np.intp)
-    return np.asarray(flat[line * row + column], np.float32)
-
-
 def upright(planes: Planes, roi: Roi) -> Floats:
     """The model's input: ``roi``'s square turned upright, 192x192 RGB in [0, 1].
 
-    Sampled straight from the limited BT.709 planes (luma bilinear, chroma nearest) and
-    converted to RGB in numpy: nothing outside the square is converted.
+    Sampled straight from the limited BT.709 planes by OpenCV (luma bilinear, chroma
+    nearest, edges repeated) and converted to RGB with one matrix: nothing outside the
+    square is converted.
+
+    Raises
+    ------
+    ReframeError
+        OpenCV is not installed.
     """
-    u, v = _grid()
+    cv2 = _import_cv2()
     cos, sin = math.cos(roi.angle), math.sin(roi.angle)
     step = roi.side / _SIZE
-    x = roi.cx + (cos * u - sin * v) * step
-    y = roi.cy + (sin * u + cos * v) * step
-    luma = (_bilinear(planes.y, x, y) - 16.0) * (1 / 219)
-    half_x, half_y = x * 0.5, y * 0.5
-    cb = (_nearest(planes.u, half_x, half_y) - 128.0) * (1 / 224)
-    cr = (_nearest(planes.v, half_x, half_y) - 128.0) * (1 / 224)
-    rgb = np.stack([luma + 1.5748 * cr, luma - 0.1873 * cb - 0.4681 * cr, luma + 1.8556 * cb], -1)
+    # Input pixel (0, 0)'s centre in frame pixels; the maps take output pixel indices to
+    # plane pixel indices (pixel centres at whole numbers).
+    offset = (0.5 - _SIZE / 2) * step
+    x0 = roi.cx + (cos - sin) * offset
+    y0 = roi.cy + (sin + cos) * offset
+    turn = np.array([[cos * step, -sin * step], [sin * step, cos * step]])
+    luma_map = np.column_stack([turn, [x0 - 0.5, y0 - 0.5]])
+    chroma_map = np.column_stack([turn / 2, [x0 / 2 - 0.5, y0 / 2 - 0.5]])
+    size = (_SIZE, _SIZE)
+    replicate = cv2.BORDER_REPLICATE
+    yuv = cv2.merge(
+        [
+            cv2.warpAffine(
+                planes.y,
+                luma_map,
+                size,
+                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                borderMode=replicate,
+            ),
+            *(
+                cv2.warpAffine(
+                    plane,
+                    chroma_map,
+                    size,
+                    flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+                    borderMode=replicate,
+                )
+                for plane in (planes.u, planes.v)
+            ),
+        ]
+    )
+    rgb = cv2.transform(yuv.astype(np.float32), _TO_RGB)
     return np.asarray(np.clip(rgb, 0.0, 1.0, out=rgb), np.float32)

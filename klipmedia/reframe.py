@@ -1,6 +1,6 @@
 """Face-following reframe: a smooth horizontal :class:`~klipmedia.crop.CropPath` from faces.
 
-:func:`analyse` decodes the clip once (PyAV, frame threads), detects faces a few times a
+:func:`analyse` decodes the clip once (PyAV, one thread), detects faces a few times a
 second and finds hard scene cuts from block-mean luma differences between consecutive
 decoded frames. With ``mouths=True`` (for the speaker plan, :mod:`klipmedia.shots`) it
 also follows every face with the face mesh at ``mouth_fps``, measuring its mouth's
@@ -22,6 +22,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -42,7 +43,14 @@ from klipmedia.frames import decoded_planes, open_video, planes_to_frame
 from klipmedia.landmarks import FaceMesh
 from klipmedia.letterbox import Content, frame_box, resolve_content
 from klipmedia.probe import probe
-from klipmedia.speaker import HOP, Loudness, SpeakerSettings, loudness, speech_near
+from klipmedia.speaker import (
+    HOP,
+    Loudness,
+    RecentSpeaker,
+    SpeakerSettings,
+    loudness,
+    speech_near,
+)
 from klipmedia.tracking import FaceTracker
 
 __all__ = [
@@ -110,9 +118,11 @@ class ReframeSettings:
         frame is decoded.
     mouth_fps
         With mouths: samples per second (face tracks; mouth openness where two or more
-        faces are seen and someone speaks within half a speaker window). 7.5 tells the
-        speaker as well as 10 on the synthetic conversations for three quarters of the
-        face-mesh runs; 6 names a listener where an off-screen voice speaks.
+        faces are seen and someone speaks within half a speaker window; while the last
+        speaker window names a speaker clearly, the others' at every other sample:
+        :class:`~klipmedia.speaker.RecentSpeaker`). 7.5 tells the speaker as well as 10 on
+        the synthetic conversations for three quarters of the face-mesh runs; 6 names a
+        listener where an off-screen voice speaks.
     follow_fps
         With mouths: face-mesh runs per second on faces whose mouths are not measured,
         to keep each track on its face.
@@ -197,12 +207,19 @@ def _signature(frame: av.VideoFrame) -> NDArray[np.float32]:
     data = np.frombuffer(memoryview(plane), np.uint8, count=plane.line_size * frame.height)
     luma = data.reshape(frame.height, plane.line_size)[:, : frame.width]
     step = max(1, min(luma.shape[0] // 72, luma.shape[1] // 128))
-    small = luma[::step, ::step].astype(np.float32)
-    rows = np.linspace(0, small.shape[0], _SIG_ROWS + 1).astype(np.intp)
-    cols = np.linspace(0, small.shape[1], _SIG_COLS + 1).astype(np.intp)
-    sums = np.add.reduceat(np.add.reduceat(small, rows[:-1], axis=0), cols[:-1], axis=1)
-    counts = np.outer(np.diff(rows), np.diff(cols)).astype(np.float32)
+    small = luma[::step, ::step]
+    rows, cols, counts = _blocks(*small.shape)
+    sums = np.add.reduceat(np.add.reduceat(small, rows, axis=0, dtype=np.uint32), cols, axis=1)
     return np.asarray(sums / counts, np.float32)
+
+
+@functools.cache
+def _blocks(height: int, width: int) -> tuple[NDArray[np.intp], NDArray[np.intp], Floats]:
+    """First row and column of each signature block of a ``height`` x ``width`` picture,
+    and each block's pixel count."""
+    rows = np.linspace(0, height, _SIG_ROWS + 1).astype(np.intp)
+    cols = np.linspace(0, width, _SIG_COLS + 1).astype(np.intp)
+    return rows[:-1], cols[:-1], np.outer(np.diff(rows), np.diff(cols)).astype(np.float64)
 
 
 def _picture(frame: av.VideoFrame, content: Window | None) -> av.VideoFrame:
@@ -287,11 +304,14 @@ def analyse(
     detector = detector or default_detector()
     level: Loudness | None = None
     wanted: Flags | None = None
+    recent: RecentSpeaker | None = None
     follower: FaceTracker | _Scanner
     if mouths:
         follow = 1.0 / settings.follow_fps
         follower = FaceTracker(detector, FaceMesh(), settings.track_rescan, follow)
         level, wanted = _speech(source, stream, start, end, settings.speaker)
+        if level is not None:
+            recent = RecentSpeaker(level, settings.mouth_fps, settings.speaker)
     else:
         follower = _Scanner(detector, settings)
     interval = 1.0 / (settings.mouth_fps if mouths else settings.sample_fps)
@@ -334,7 +354,10 @@ def analyse(
                 if t < next_sample:
                     continue
                 if isinstance(follower, FaceTracker):
-                    faces = follower.update(t, picture, _flag_at(wanted, t - start))
+                    resting = () if recent is None else recent.resting()
+                    faces = follower.update(t, picture, _flag_at(wanted, t - start), resting)
+                    if recent is not None:
+                        recent.add(t - start, faces)
                 else:
                     faces = follower.update(t, picture)
                 samples.append(Sample(t - start, faces))
@@ -352,10 +375,12 @@ def analyse(
 def _fast_decoding(stream: av.video.stream.VideoStream, skip_non_reference: bool) -> bool:
     """Make ``stream``'s decoder cheap for analysis; whether it skips non-reference frames.
 
-    The deblocking filter is skipped (the models do not mind a little blocking), and
-    with ``skip_non_reference`` so are the frames that no other frame refers to.
+    One decoding thread (frame threads cost about a fifth more CPU time for no wall time
+    on 2 cores: the models, not the decoder, set the pace). The deblocking filter is
+    skipped (the models do not mind a little blocking), and with ``skip_non_reference``
+    so are the frames that no other frame refers to.
     """
-    stream.thread_type = "AUTO"
+    stream.thread_count = 1
     stream.codec_context.options = {"skip_loop_filter": "all"}
     if skip_non_reference:
         stream.codec_context.skip_frame = "NONREF"

@@ -8,7 +8,9 @@ loudness, at the best of a few small audio-video offsets. A track is the speaker
 while someone speaks, when it correlates clearly (``min_correlation``) and beats every
 other track by ``margin``; otherwise nobody is named. A voice whose mouth is not on
 screen moves no mouth in time with it, so it names nobody. A listener who chews, laughs
-or nods moves out of time with the voice and scores low.
+or nods moves out of time with the voice and scores low. While the analysis runs,
+:class:`RecentSpeaker` scores the window that ends at the latest sample, so that the
+listeners of a clear speaker are measured at every other sample only.
 
 Examples
 --------
@@ -19,6 +21,7 @@ Examples
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 from collections.abc import Sequence
@@ -30,13 +33,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from klipmedia.audio import RATE, source_samples
-from klipmedia.faces import ReframeError
+from klipmedia.faces import Face, ReframeError
 
 if TYPE_CHECKING:
     from klipmedia.reframe import Sample
 
 __all__ = [
     "Loudness",
+    "RecentSpeaker",
     "SpeakerSettings",
     "active_speakers",
     "loudness",
@@ -248,7 +252,11 @@ def speech_near(level: Loudness, reach: float, settings: SpeakerSettings | None 
 
 
 def _mouths(samples: Sequence[Sample]) -> dict[int, Floats]:
-    """Mouth openness of each face track at every sample (NaN where it is not seen)."""
+    """Mouth openness of each face track at every sample (NaN where it is not seen).
+
+    A single sample missed between two measured ones (a listener resting, see
+    :class:`RecentSpeaker`) takes their mean.
+    """
     tracks: dict[int, Floats] = {}
     for index, sample in enumerate(samples):
         for face in sample.faces:
@@ -256,22 +264,40 @@ def _mouths(samples: Sequence[Sample]) -> dict[int, Floats]:
                 continue
             series = tracks.setdefault(face.track, np.full(len(samples), math.nan))
             series[index] = face.mouth
+    for series in tracks.values():
+        missed = np.flatnonzero(np.isnan(series[1:-1]) & ~np.isnan(series[:-2] + series[2:])) + 1
+        series[missed] = (series[missed - 1] + series[missed + 1]) / 2
     return tracks
 
 
 def _correlation(mouth: Floats, audio: Floats, lags: int) -> float:
-    """Best Pearson correlation of ``mouth`` with ``audio`` shifted up to ``lags`` samples."""
+    """Best Pearson correlation of ``mouth`` with ``audio`` shifted up to ``lags`` samples.
+
+    Plain Python: the windows are a dozen samples, too few for numpy to pay.
+    """
+    mouths, levels = mouth.tolist(), audio.tolist()
+    count = len(mouths)
     best = -1.0
     for lag in range(-lags, lags + 1):
-        m = mouth[max(0, lag) : len(mouth) + min(0, lag)]
-        a = audio[max(0, -lag) : len(audio) + min(0, -lag)]
-        seen = ~np.isnan(m)
-        if seen.sum() < 4:
+        pairs = [
+            (m, a)
+            for m, a in zip(
+                mouths[max(0, lag) : count + min(0, lag)],
+                levels[max(0, -lag) : count + min(0, -lag)],
+                strict=True,
+            )
+            if not math.isnan(m)
+        ]
+        if len(pairs) < 4:
             continue
-        m, a = m[seen], a[seen]
-        spread = float(m.std() * a.std())
+        mean_m = sum(m for m, _ in pairs) / len(pairs)
+        mean_a = sum(a for _, a in pairs) / len(pairs)
+        both = sum((m - mean_m) * (a - mean_a) for m, a in pairs)
+        spread = math.sqrt(
+            sum((m - mean_m) ** 2 for m, _ in pairs) * sum((a - mean_a) ** 2 for _, a in pairs)
+        )
         if spread > 0:
-            best = max(best, float(((m - m.mean()) * (a - a.mean())).mean() / spread))
+            best = max(best, both / spread)
     return best
 
 
@@ -322,12 +348,86 @@ def active_speakers(
     speech, scores = speaker_scores(samples, level, settings)
     named: list[int | None] = []
     for index in range(len(samples)):
-        ranked = sorted(
-            ((float(s[index]), track) for track, s in scores.items() if not math.isnan(s[index])),
-            reverse=True,
-        )
-        best, track = ranked[0] if ranked else (-1.0, None)
-        runner_up = max(ranked[1][0], 0.0) if len(ranked) > 1 else 0.0
-        clear = best >= settings.min_correlation and best - runner_up >= settings.margin
-        named.append(track if speech[index] and clear else None)
+        at = {track: float(s[index]) for track, s in scores.items() if not math.isnan(s[index])}
+        named.append(_clear_winner(at, settings) if speech[index] else None)
     return tuple(named)
+
+
+def _clear_winner(scores: dict[int, float], settings: SpeakerSettings) -> int | None:
+    """The track whose score is at least ``min_correlation`` and beats every other (and 0)
+    by ``margin``, if any."""
+    ranked = sorted(((score, track) for track, score in scores.items()), reverse=True)
+    if not ranked:
+        return None
+    best, track = ranked[0]
+    runner_up = max(ranked[1][0], 0.0) if len(ranked) > 1 else 0.0
+    clear = best >= settings.min_correlation and best - runner_up >= settings.margin
+    return track if clear else None
+
+
+class RecentSpeaker:
+    """Who the face samples of the last ``window`` seconds name as the speaker, sample by
+    sample as the analysis goes: the faces whose mouths need not be measured every time.
+
+    Scored as :func:`active_speakers` scores (correlation of each track's mouth openness
+    with the loudness, the winner clear by ``margin``), but over the window that ends at
+    the latest sample. While a track is clearly speaking there, every other track's mouth
+    is measured only at every other sample (:meth:`resting`; :func:`active_speakers`
+    takes a skipped sample as the mean of its neighbours). The listeners are still scored
+    here, so one who starts to speak in time with the voice is measured at every sample
+    again within a window.
+
+    Parameters
+    ----------
+    level
+        The loudness, from the start of the analysed range.
+    rate
+        Face samples per second (for the audio-video offsets tried).
+    """
+
+    def __init__(
+        self, level: Loudness, rate: float, settings: SpeakerSettings | None = None
+    ) -> None:
+        self._settings = settings or SpeakerSettings()
+        db = level.values()
+        self._level = _at(db, np.arange(max(len(db), 1), dtype=np.float64) * HOP)
+        self._lags = round(self._settings.max_lag * rate)
+        self._times: list[float] = []
+        self._audio: list[float] = []
+        self._mouths: dict[int, list[float]] = {}
+        self._last: set[int] = set()
+        self._speaker: int | None = None
+
+    def add(self, time: float, faces: Sequence[Face]) -> None:
+        """The faces of the sample at ``time`` seconds (those with a track and a mouth
+        count)."""
+        self._times.append(time)
+        self._audio.append(float(self._level[min(max(round(time / HOP), 0), len(self._level) - 1)]))
+        measured = {f.track: f.mouth for f in faces if f.track is not None and f.mouth is not None}
+        for track in measured.keys() - self._mouths.keys():
+            self._mouths[track] = [math.nan] * (len(self._times) - 1)
+        for track, series in self._mouths.items():
+            series.append(measured.get(track, math.nan))
+        self._last = set(measured)
+        old = bisect.bisect_right(self._times, time - self._settings.window)
+        del self._times[:old], self._audio[:old]
+        for track, series in list(self._mouths.items()):
+            del series[:old]
+            if all(math.isnan(value) for value in series):
+                del self._mouths[track]  # gone (or unmeasured) for a whole window
+        audio = np.asarray(self._audio)
+        audio = np.maximum(audio, audio.max() - 40.0)
+        scores: dict[int, float] = {}
+        for track, series in self._mouths.items():
+            mouth = np.asarray(series)
+            seen = ~np.isnan(mouth)
+            if seen.sum() >= 4 and float(mouth[seen].std()) >= self._settings.min_motion:
+                scores[track] = _correlation(mouth, audio, self._lags)
+        self._speaker = _clear_winner(scores, self._settings)
+
+    def resting(self) -> frozenset[int]:
+        """Tracks whose mouths may skip the next sample: while a track is clearly speaking,
+        every other one measured at the latest sample."""
+        if self._speaker is None:
+            return frozenset()
+        return frozenset(self._last - {self._speaker})

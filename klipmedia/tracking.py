@@ -4,9 +4,11 @@ A :class:`FaceTracker` runs the detector every ``rescan`` seconds (and at once a
 scene cut) and the face mesh on the followed faces. Each face mesh gives the crop for the
 next one (so a face is followed between detections, however it moves or turns), the
 face's box and its mouth openness. The mesh runs at every sample only where mouths are
-wanted and two or more faces are followed (one face's mouth decides nothing); otherwise
-every ``follow`` seconds, enough to keep each track on its face, and the samples between
-hold the last box without a mouth.
+wanted and two or more faces are followed (one face's mouth decides nothing), and on the
+listeners of a clear speaker at every other one
+(:meth:`~klipmedia.speaker.RecentSpeaker.resting`); otherwise every ``follow`` seconds,
+enough to keep each track on its face, and the samples between hold the last box without
+a mouth.
 A detection near a track confirms it; one near no track starts a new track; a track that
 two detections in a row do not confirm has left (or was a false find) and ends.
 
@@ -20,6 +22,7 @@ Examples
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 
 import av
@@ -96,12 +99,20 @@ class FaceTracker:
         self._tracks = []
         self._last_scan = -math.inf
 
-    def update(self, time: float, frame: av.VideoFrame, mouths: bool = True) -> tuple[Face, ...]:
+    def update(
+        self,
+        time: float,
+        frame: av.VideoFrame,
+        mouths: bool = True,
+        resting: Collection[int] = (),
+    ) -> tuple[Face, ...]:
         """The faces followed at ``time`` seconds in ``frame``, with track ids.
 
         ``mouths``: whether mouth openness is wanted here; it is measured (``Face.mouth``)
-        only where two or more faces are followed. A face not meshed at this sample keeps
-        its last box, without a mouth.
+        only where two or more faces are followed, and not on the tracks in ``resting``
+        (listeners, :meth:`~klipmedia.speaker.RecentSpeaker.resting`) unless their last
+        mesh is older than ``follow``. A face not meshed at this sample keeps its last box
+        (moved on), without a mouth.
         """
         if time - self._last_scan >= self._rescan:
             self._last_scan = time
@@ -112,7 +123,8 @@ class FaceTracker:
         tracks: list[_Track] = []
         for track in self._tracks:
             roi, moved = track.at(time)
-            if moved is not None and not wanted and time - track.meshed < self._follow:
+            skip = not wanted or track.id in resting
+            if moved is not None and skip and time - track.meshed < self._follow:
                 faces.append(moved)
                 tracks.append(track)
                 continue
