@@ -178,19 +178,24 @@ class BlazeFaceDetector:
         self._boxes = outputs[0]["index"]
         self._scores = outputs[1]["index"]
 
-    def detect(self, frame: av.VideoFrame, near: Face | None = None) -> list[Face]:
+    def detect(
+        self, frame: av.VideoFrame, near: Face | None = None, *, tiles: bool = True
+    ) -> list[Face]:
         """Faces in ``frame``, in its pixels, scored 0-1, with six keypoints each.
 
         With ``near``, only a square of three times its size around it is searched (one
-        inference at a higher resolution than the whole-picture pass).
+        inference at a higher resolution than the whole-picture pass). ``tiles=False``
+        skips the end squares this time (faces smaller than about 7 % of the width are
+        missed; :class:`~klipmedia.tracking.FaceTracker` does so at every other scan).
         """
-        found = [self._near(frame, near)] if near is not None else self._whole(frame)
+        found = [self._near(frame, near)] if near is not None else self._whole(frame, tiles)
         boxes = np.concatenate([b for b, _ in found])
         scores = np.concatenate([s for _, s in found])
         return [_face(box, score) for box, score in weighted_nms(boxes, scores, self.overlap)]
 
-    def _whole(self, frame: av.VideoFrame) -> list[tuple[Floats, Floats]]:
-        """Boxes and scores in the whole picture and, when wide, in its end squares.
+    def _whole(self, frame: av.VideoFrame, tiles: bool) -> list[tuple[Floats, Floats]]:
+        """Boxes and scores in the whole picture and, when wide and ``tiles`` (and the
+        detector's ``tiles``), in its end squares.
 
         Each pass is one libswscale conversion of the whole frame to a fixed size (its
         context is reused from frame to frame); the squares are cut from the second.
@@ -200,7 +205,7 @@ class BlazeFaceDetector:
         h = max(2, round(frame.height * fit) // 2 * 2)
         rgb = np.asarray(reformat(frame, w, h, format="rgb24").to_ndarray(), np.uint8)
         found = [self._infer(rgb, (frame.width / w, frame.height / h), (0.0, 0.0))]
-        if self.tiles and frame.width > 1.3 * frame.height:
+        if tiles and self.tiles and frame.width > 1.3 * frame.height:
             wide = round(frame.width * _SIZE / frame.height) // 2 * 2
             strip = np.asarray(reformat(frame, wide, _SIZE, format="rgb24").to_ndarray(), np.uint8)
             scale = (frame.width / wide, frame.height / _SIZE)

@@ -128,7 +128,9 @@ class ReframeSettings:
         to keep each track on its face.
     track_rescan
         With mouths: seconds between face detections (the mesh follows faces between;
-        a new face is picked up within this time, a departed one dropped within twice it).
+        a new face is picked up within this time, a departed one dropped within twice it;
+        a face smaller than about 7 % of the width appearing while others are followed
+        within twice it: BlazeFace's small-face squares run at every other detection).
     min_shot
         Speaker plan: shortest shot in seconds; shorter turns merge into their neighbours.
     speaker
