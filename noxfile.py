@@ -95,7 +95,7 @@ def bench(session: nox.Session) -> None:
     _install_asr_stack(session)
     _install_project(session, "all", "test")
     session.install("scikit-video>=1.1.11")
-    for name in ("render", "reframe", "asr", "cut", "pipeline", "selection"):
+    for name in ("render", "reframe", "asr", "cut", "pipeline", "selection", "sweep", "workers"):
         session.run("python", f"benchmarks/bench_{name}.py", f"bench-results/{name}.json")
 
 

@@ -28,7 +28,12 @@ STACK_ENV = "KLIPPERS_STACK"
 
 PARENT_CONTAINER = "klippers-parent"
 CHILD_CONTAINER = "klippers-child"
-JOB_STREAM_PREFIXES: Mapping[str, str] = {PARENT_CONTAINER: "parent", CHILD_CONTAINER: "child"}
+SHARD_CONTAINER = "klippers-shard"
+JOB_STREAM_PREFIXES: Mapping[str, str] = {
+    PARENT_CONTAINER: "parent",
+    CHILD_CONTAINER: "child",
+    SHARD_CONTAINER: "shard",
+}
 """``awslogs-stream-prefix`` of each job container; streams are ``prefix/container/task-id``."""
 
 STATE_MACHINE_SUFFIX = "-video-processing"
@@ -130,6 +135,11 @@ class StackNames:
         return f"{self.prefix}-child"
 
     @property
+    def shard_family(self) -> str:
+        """The transcription shard job's task definition family."""
+        return f"{self.prefix}-shard"
+
+    @property
     def notifications(self) -> str:
         """The SNS topic and EventBridge rule of execution notifications."""
         return f"{self.prefix}-executions"
@@ -227,6 +237,8 @@ RECOMMENDED_PARENT_SIZE = TaskSize(8, 16)
 RECOMMENDED_CHILD_SIZE = TaskSize(1, 3)
 """The default sizes: what ``klippers.cloud.cost.recommend`` picks for a 1-hour video and 5
 shorts of 60 s with the ``base`` model (``klip cloud estimate --hours 1 --shorts 5``)."""
+SHARD_SIZE = TaskSize(2, 4)
+"""The transcription shard job (plan, and one window of about 12 minutes): ASR on 2 vCPU."""
 SIZE_PROFILES: Mapping[str, tuple[TaskSize, TaskSize]] = {
     "recommended": (RECOMMENDED_PARENT_SIZE, RECOMMENDED_CHILD_SIZE),
     "seed": (SEED_TASK_SIZE, SEED_TASK_SIZE),
@@ -240,6 +252,8 @@ the cut segments."""
 CHILD_EPHEMERAL_GIB = 21
 """Child disk, Fargate's minimum: the image, one segment, a background and one short
 (well under 2 GB)."""
+SHARD_EPHEMERAL_GIB = PARENT_EPHEMERAL_GIB
+"""Shard disk: each shard downloads the whole original."""
 
 FARGATE = "FARGATE"
 FARGATE_SPOT = "FARGATE_SPOT"

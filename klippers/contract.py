@@ -62,6 +62,9 @@ SHORTS_DIR = "videos-cropped-stacked"
 RECIPE_SUFFIX = ".recipe.json"
 TRANSCRIPT_RECIPE = "original" + RECIPE_SUFFIX
 THUMBNAIL_RECIPE = "thumbnail" + RECIPE_SUFFIX
+SHARDS_DIR = "transcript-shards"
+"""Sharded transcription (cloud): ``plan.json`` and ``shard_N.words.json`` with recipes."""
+SHARD_PLAN = "plan.json"
 RECIPE_VERSION = 1
 SHARED_BACKGROUNDS = "backgrounds"
 UPLOADED_BACKGROUND = "background.mp4"
@@ -73,6 +76,9 @@ UPLOADED_BACKGROUND = "background.mp4"
 ENV_USER_ID = "USER_ID"
 ENV_VIDEO_ID = "VIDEO_ID"
 ENV_SEGMENT = "SEGMENT"
+ENV_SHARD = "SHARD"
+"""The transcription shard job's task: ``plan``, or a window number from 1."""
+SHARD_PLAN_TASK = "plan"
 ENV_BUCKET = "VIDEO_WAREHOUSE_S3_BUCKET_NAME"
 # "json" in the cloud (one JSON object per log line), readable lines otherwise.
 ENV_LOG_FORMAT = "KLIPPERS_LOG_FORMAT"
@@ -94,6 +100,7 @@ DEFAULT_ASR_MODEL = "base"
 JOB_LAUNCHER = ("python", "-m")
 PARENT_JOB_MODULE = "klippers.parent"
 CHILD_JOB_MODULE = "klippers.child"
+SHARD_JOB_MODULE = "klippers.shard"
 
 # --- exit codes of the jobs and of ``klip`` (the cloud retries by them) -----------------------
 
@@ -108,6 +115,16 @@ EXIT_TRANSIENT = 75
 
 MAX_ID_LENGTH = 128
 MAX_SEGMENT_COUNT = 50
+MAX_SHARD_COUNT = 10
+"""Most transcription windows one video is split into (parallel Fargate tasks)."""
+SHARD_SECONDS = 900.0
+"""Planned window length: a video of ``n`` windows gets ``ceil(duration / SHARD_SECONDS)``."""
+MIN_SHARDED_SECONDS = 5400.0
+"""Shorter videos are transcribed in one pass by the parent (no shard tasks): below about
+1.5 hours the two extra task starts and downloads cost more time than the windows save
+(``klip cloud estimate``)."""
+SHARD_OVERLAP_SECONDS = 10.0
+"""Audio each window reads beyond its share on either side; the merge drops the doubles."""
 DEFAULT_SHORT_DURATION = 60
 MIN_SHORT_DURATION = 5
 MAX_SHORT_DURATION = 180
@@ -140,7 +157,7 @@ def _fail(field_name: str, problem: str, value: object) -> ContractError:
 
 def job_command(module: str) -> list[str]:
     """The container command running job ``module``: ``["python", "-m", module]``."""
-    if module not in (PARENT_JOB_MODULE, CHILD_JOB_MODULE):
+    if module not in (PARENT_JOB_MODULE, CHILD_JOB_MODULE, SHARD_JOB_MODULE):
         raise ContractError(f"module: not a klippers job (got {module!r})")
     return [*JOB_LAUNCHER, module]
 
@@ -204,6 +221,16 @@ def video_id_for(file_name: str) -> str:
     if not text:
         raise ContractError(f"{file_name}: cannot make a video ID from the name")
     return validate_id(text, "video_id")
+
+
+def shard_words_name(n: int) -> str:
+    """File name of transcription window ``n``'s words (times on the original's timeline)."""
+    return f"shard_{n}.words.json"
+
+
+def shard_recipe_name(n: int) -> str:
+    """File name of the recipe of transcription window ``n``."""
+    return f"shard_{n}{RECIPE_SUFFIX}"
 
 
 def segment_video_name(n: int) -> str:
@@ -367,6 +394,19 @@ class VideoRef:
     def thumbnail_recipe(self) -> str:
         """Key of ``thumbnail.recipe.json`` (which original the thumbnail shows)."""
         return self.key(THUMBNAIL_RECIPE)
+
+    @property
+    def shard_plan(self) -> str:
+        """Key of ``transcript-shards/plan.json`` (how many transcription windows)."""
+        return self.key(f"{SHARDS_DIR}/{SHARD_PLAN}")
+
+    def shard_words(self, n: int) -> str:
+        """Key of transcription window ``n``'s words."""
+        return self.key(f"{SHARDS_DIR}/{shard_words_name(n)}")
+
+    def shard_recipe(self, n: int) -> str:
+        """Key of the recipe of transcription window ``n``."""
+        return self.key(f"{SHARDS_DIR}/{shard_recipe_name(n)}")
 
     def input_keys(self) -> tuple[str, ...]:
         """Keys uploaded before the parent runs."""

@@ -3,6 +3,9 @@
 Flow: run the parent Fargate task -> read ``shorts_config.json`` from S3 -> check
 ``segment_count`` (0 ends successfully) -> a Map of child Fargate tasks, one per segment,
 at most ``max_concurrency`` at a time -> succeed, or fail naming the shorts that failed.
+With a shard task definition, the parent is preceded by sharded transcription: plan the
+windows (``SHARD=plan``) -> read ``transcript-shards/plan.json`` -> for more than one
+window, a Map of shard tasks (``SHARD=N``) -> the parent, which merges them.
 
 Failures and retries. ``ecs:runTask.sync`` reports a container's non-zero exit as
 ``States.TaskFailed`` whose cause is the ECS task description (JSON with
@@ -48,15 +51,21 @@ from klippers.aws import (
     FARGATE,
     ON_DEMAND,
     PARENT_CONTAINER,
+    SHARD_CONTAINER,
     bucket_name_problem,
 )
 from klippers.contract import (
     ENV_BUCKET,
     ENV_SEGMENT,
+    ENV_SHARD,
     ENV_USER_ID,
     ENV_VIDEO_ID,
     EXIT_BAD_INPUT,
     MAX_SEGMENT_COUNT,
+    MAX_SHARD_COUNT,
+    SHARD_PLAN,
+    SHARD_PLAN_TASK,
+    SHARDS_DIR,
     SHORTS_CONFIG,
     WAREHOUSE_ROOT,
     VideoRef,
@@ -84,6 +93,20 @@ PARENT_TASK_FAILED = "ParentTaskFailed"
 READ_CONFIG_FAILED = "ReadConfigFailed"
 INVALID_SEGMENT_COUNT = "InvalidSegmentCount"
 CHILD_TASKS_FAILED = "ChildTasksFailed"
+# Sharded transcription (with a shard task definition): before the parent.
+PLAN_JOB = "PlanShards"
+RUN_PLAN = "RunShardPlan"
+READ_SHARD_PLAN = "ReadShardPlan"
+CHECK_SHARD_COUNT = "CheckShardCount"
+LIST_SHARDS = "ListShards"
+TRANSCRIBE_SHARDS = "TranscribeShards"
+SHARD_JOB = "ShardJob"
+TRANSCRIBE_SHARD = "TranscribeShard"
+SHARD_FAILED = "ShardFailed"
+REPORT_SHARD_FAILURE = "ReportShardFailure"
+SHARD_PLAN_FAILED = "ShardPlanFailed"
+INVALID_SHARD_COUNT = "InvalidShardCount"
+SHARD_TASKS_FAILED = "ShardTasksFailed"
 
 RUN_TASK_SYNC = "arn:aws:states:::ecs:runTask.sync"
 S3_GET_OBJECT = "arn:aws:states:::aws-sdk:s3:getObject"
@@ -97,6 +120,8 @@ ERROR_JOB_FAILED = "Klippers.JobFailed"
 """Any other failure of an attempt (exit 75 or 1, a task that never ran): retried."""
 ERROR_SHORTS_FAILED = "Klippers.ShortsFailed"
 """Some children failed for good; the cause lists them."""
+ERROR_SHARD_FAILED = "Klippers.ShardFailed"
+"""A transcription window failed for good; the cause names it (``Shard``) and its error."""
 TIMEOUT_ERROR = "States.Timeout"
 
 JOB_RETRY = {"IntervalSeconds": 30, "MaxAttempts": 2, "BackoffRate": 2.0}
@@ -112,6 +137,8 @@ OUTCOME_SEGMENT = "segment"
 OUTCOME_FAILED = "failed"
 OUTCOME_ERROR = "error"
 FAILED_SHORTS_FIELD = "Shorts"
+FAILED_SHARD_FIELD = "Shard"
+TRANSCRIPTION_PATH = "$.transcription"
 # Forms the exit code takes in the task description of a cause: AWS writes compact JSON.
 _BAD_INPUT_PATTERNS = tuple(
     f'*"ExitCode":{space}{EXIT_BAD_INPUT}{end}*' for space in ("", " ") for end in (",", "}")
@@ -124,6 +151,7 @@ _SPOT_PATTERNS = tuple(f'*"StopCode":{space}"{SPOT_INTERRUPTION}"*' for space in
 DEFAULT_MAX_CONCURRENCY = 10
 DEFAULT_PARENT_TIMEOUT_SECONDS = 2 * 3600
 DEFAULT_CHILD_TIMEOUT_SECONDS = 3600
+DEFAULT_SHARD_TIMEOUT_SECONDS = 3600
 DEFAULT_EXECUTION_TIMEOUT_SECONDS = 8 * 3600
 MAX_MAP_CONCURRENCY = 1000
 MAX_TIMEOUT_SECONDS = 365 * 24 * 3600
@@ -169,6 +197,9 @@ def build_definition(
     execution_timeout_seconds: int = DEFAULT_EXECUTION_TIMEOUT_SECONDS,
     assign_public_ip: bool = True,
     child_capacity: str = DEFAULT_CHILD_CAPACITY,
+    shard_task_definition_arn: str | None = None,
+    shard_container: str = SHARD_CONTAINER,
+    shard_timeout_seconds: int = DEFAULT_SHARD_TIMEOUT_SECONDS,
 ) -> dict[str, Any]:
     """Build the ASL definition of ``klippers-video-processing``.
 
@@ -192,6 +223,12 @@ def build_definition(
         ``on-demand`` or ``spot``: the children run with ``LaunchType: FARGATE`` or with a
         ``FARGATE_SPOT`` capacity provider strategy (the cluster must have that provider).
         The parent always runs on demand.
+    shard_task_definition_arn, shard_container, shard_timeout_seconds
+        With a shard task definition, the execution first plans the transcription windows
+        (``SHARD=plan``), reads ``transcript-shards/plan.json`` and, for more than one
+        window, transcribes them in a Map of shard tasks (``SHARD=N``, on demand, the
+        children's retries and ``max_concurrency``) before the parent, which merges them.
+        A window that fails for good ends the execution in ``ShardTasksFailed``, naming it.
 
     Returns
     -------
@@ -203,7 +240,9 @@ def build_definition(
     _check_arn("child_task_definition_arn", child_task_definition_arn, "task-definition")
     _check_names("subnets", subnets)
     _check_names("security_groups", security_groups)
-    _check_names("container names", [parent_container, child_container])
+    _check_names("container names", [parent_container, child_container, shard_container])
+    if shard_task_definition_arn is not None:
+        _check_arn("shard_task_definition_arn", shard_task_definition_arn, "task-definition")
     if (problem := bucket_name_problem(bucket)) is not None:
         raise DefinitionError(f"bucket: {problem}")
     if child_capacity not in CHILD_CAPACITIES:
@@ -214,6 +253,7 @@ def build_definition(
         parent_timeout_seconds=parent_timeout_seconds,
         child_timeout_seconds=child_timeout_seconds,
         execution_timeout_seconds=execution_timeout_seconds,
+        shard_timeout_seconds=shard_timeout_seconds,
     )
 
     network = {
@@ -248,34 +288,38 @@ def build_definition(
             bucket_env,
         ],
     )
+    sharding: dict[str, Any] = {}
+    if shard_task_definition_arn is not None:
+        shard_tasks = {
+            task: _run_task(
+                cluster_arn,
+                shard_task_definition_arn,
+                shard_container,
+                _placement(ON_DEMAND),
+                network,
+                [*video_env, {"Name": ENV_SHARD, **value}, bucket_env],
+            )
+            for task, value in (
+                (RUN_PLAN, {"Value": SHARD_PLAN_TASK}),
+                (TRANSCRIBE_SHARD, {"Value.$": "States.Format('{}', $.shard)"}),
+            )
+        }
+        sharding = _sharding_states(bucket, shard_tasks, shard_timeout_seconds, max_concurrency)
     return {
         "Comment": "Klippers: a parent Fargate task picks segments, child tasks render shorts.",
-        "StartAt": PARENT_JOB,
+        "StartAt": PLAN_JOB if sharding else PARENT_JOB,
         "TimeoutSeconds": execution_timeout_seconds,
         "States": {
+            **sharding,
             PARENT_JOB: {
                 **_job(PARENT_NAMES, parent_task, parent_timeout_seconds),
                 "Catch": [_catch(PARENT_TASK_FAILED)],
                 "Next": READ_CONFIG,
             },
-            READ_CONFIG: {
-                "Type": "Task",
-                "Resource": S3_GET_OBJECT,
-                "Parameters": {"Bucket": bucket, "Key.$": _config_key_expression()},
-                "ResultSelector": {"config.$": "States.StringToJson($.Body)"},
-                "ResultPath": "$.shorts",
-                "TimeoutSeconds": 60,
-                "Retry": [
-                    {
-                        "ErrorEquals": list(S3_RETRY_ERRORS),
-                        "IntervalSeconds": 2,
-                        "MaxAttempts": 3,
-                        "BackoffRate": 2.0,
-                    }
-                ],
-                "Catch": [_catch(READ_CONFIG_FAILED)],
-                "Next": CHECK_SEGMENT_COUNT,
-            },
+            READ_CONFIG: _read_json(
+                bucket, _key_expression(SHORTS_CONFIG), "$.shorts.config", READ_CONFIG_FAILED
+            )
+            | {"Next": CHECK_SEGMENT_COUNT},
             CHECK_SEGMENT_COUNT: _check_segment_count(),
             LIST_SEGMENTS: {
                 "Type": "Pass",
@@ -327,6 +371,7 @@ def check_limits(
     parent_timeout_seconds: int = DEFAULT_PARENT_TIMEOUT_SECONDS,
     child_timeout_seconds: int = DEFAULT_CHILD_TIMEOUT_SECONDS,
     execution_timeout_seconds: int = DEFAULT_EXECUTION_TIMEOUT_SECONDS,
+    shard_timeout_seconds: int = DEFAULT_SHARD_TIMEOUT_SECONDS,
 ) -> None:
     """Raise :class:`DefinitionError` naming the first concurrency or timeout out of range.
 
@@ -338,6 +383,7 @@ def check_limits(
         ("parent_timeout_seconds", parent_timeout_seconds),
         ("child_timeout_seconds", child_timeout_seconds),
         ("execution_timeout_seconds", execution_timeout_seconds),
+        ("shard_timeout_seconds", shard_timeout_seconds),
     ):
         _check_count(name, seconds, MAX_TIMEOUT_SECONDS)
 
@@ -395,10 +441,123 @@ def _placement(capacity: str) -> dict[str, Any]:
     return {"CapacityProviderStrategy": [{"CapacityProvider": provider, "Weight": 1}]}
 
 
-def _config_key_expression() -> str:
-    """``States.Format`` building ``klippers_warehouse/{user}/{video}/shorts_config.json``."""
-    template = f"{WAREHOUSE_ROOT}/{{}}/{{}}/{SHORTS_CONFIG}"
+def _key_expression(relative: str) -> str:
+    """``States.Format`` building ``klippers_warehouse/{user}/{video}/<relative>``."""
+    template = f"{WAREHOUSE_ROOT}/{{}}/{{}}/{relative}"
     return f"States.Format('{template}', $.{INPUT_USER_ID}, $.{INPUT_VIDEO_ID})"
+
+
+def _read_json(bucket: str, key_expression: str, result_path: str, failed: str) -> dict[str, Any]:
+    """Read a JSON object of the video's folder into ``result_path`` (its parent path gets
+    ``{"<last part>": document}``), retrying S3's transient errors; else go to ``failed``."""
+    parent_path, _, name = result_path.rpartition(".")
+    return {
+        "Type": "Task",
+        "Resource": S3_GET_OBJECT,
+        "Parameters": {"Bucket": bucket, "Key.$": key_expression},
+        "ResultSelector": {f"{name}.$": "States.StringToJson($.Body)"},
+        "ResultPath": parent_path,
+        "TimeoutSeconds": 60,
+        "Retry": [
+            {
+                "ErrorEquals": list(S3_RETRY_ERRORS),
+                "IntervalSeconds": 2,
+                "MaxAttempts": 3,
+                "BackoffRate": 2.0,
+            }
+        ],
+        "Catch": [_catch(failed)],
+    }
+
+
+def _sharding_states(
+    bucket: str, tasks: dict[str, dict[str, Any]], timeout_seconds: int, max_concurrency: int
+) -> dict[str, Any]:
+    """Plan the transcription windows, read the plan, transcribe the windows (if several)."""
+    count = f"{TRANSCRIPTION_PATH}.plan.shard_count"
+    numeric = [{"Variable": count, "IsPresent": True}, {"Variable": count, "IsNumeric": True}]
+    shard = {f"{FAILED_SHARD_FIELD}.$": "$.shard"}
+    return {
+        PLAN_JOB: {
+            **_job(PLAN_NAMES, tasks[RUN_PLAN], timeout_seconds),
+            "Catch": [_catch(SHARD_PLAN_FAILED)],
+            "Next": READ_SHARD_PLAN,
+        },
+        READ_SHARD_PLAN: _read_json(
+            bucket,
+            _key_expression(f"{SHARDS_DIR}/{SHARD_PLAN}"),
+            f"{TRANSCRIPTION_PATH}.plan",
+            SHARD_PLAN_FAILED,
+        )
+        | {"Next": CHECK_SHARD_COUNT},
+        CHECK_SHARD_COUNT: {
+            "Type": "Choice",
+            "Choices": [
+                {
+                    "And": [
+                        *numeric,
+                        {"Variable": count, "NumericGreaterThanEquals": 2},
+                        {"Variable": count, "NumericLessThanEquals": MAX_SHARD_COUNT},
+                    ],
+                    "Next": LIST_SHARDS,
+                },
+                {"And": [*numeric, {"Variable": count, "NumericEquals": 1}], "Next": PARENT_JOB},
+            ],
+            "Default": INVALID_SHARD_COUNT,
+        },
+        LIST_SHARDS: {
+            "Type": "Pass",
+            "Parameters": {"numbers.$": f"States.ArrayRange(1, {count}, 1)"},
+            "ResultPath": f"{TRANSCRIPTION_PATH}.shards",
+            "Next": TRANSCRIBE_SHARDS,
+        },
+        TRANSCRIBE_SHARDS: {
+            "Type": "Map",
+            "ItemsPath": f"{TRANSCRIPTION_PATH}.shards.numbers",
+            "MaxConcurrency": max_concurrency,
+            "ItemSelector": {
+                f"{INPUT_USER_ID}.$": f"$.{INPUT_USER_ID}",
+                f"{INPUT_VIDEO_ID}.$": f"$.{INPUT_VIDEO_ID}",
+                "shard.$": "$$.Map.Item.Value",
+            },
+            "ItemProcessor": {
+                "ProcessorConfig": {"Mode": "INLINE"},
+                "StartAt": SHARD_JOB,
+                "States": {
+                    SHARD_JOB: {
+                        **_job(SHARD_NAMES, tasks[TRANSCRIBE_SHARD], timeout_seconds),
+                        "Catch": [_catch(SHARD_FAILED)],
+                        "End": True,
+                    },
+                    SHARD_FAILED: {
+                        "Type": "Pass",
+                        "Parameters": {
+                            **shard,
+                            "Error.$": f"{ERROR_PATH}.Error",
+                            "Cause.$": f"{ERROR_PATH}.Cause",
+                        },
+                        "ResultPath": ERROR_PATH,
+                        "Next": REPORT_SHARD_FAILURE,
+                    },
+                    REPORT_SHARD_FAILURE: {
+                        "Type": "Fail",
+                        "Error": ERROR_SHARD_FAILED,
+                        "CausePath": f"States.JsonToString({ERROR_PATH})",
+                    },
+                },
+            },
+            "ResultPath": None,
+            "Catch": [_catch(SHARD_TASKS_FAILED)],
+            "Next": PARENT_JOB,
+        },
+        SHARD_PLAN_FAILED: _fail(SHARD_PLAN_FAILED),
+        INVALID_SHARD_COUNT: {
+            "Type": "Fail",
+            "Error": INVALID_SHARD_COUNT,
+            "Cause": f"{SHARDS_DIR}/{SHARD_PLAN} has no shard_count from 1 to {MAX_SHARD_COUNT}.",
+        },
+        SHARD_TASKS_FAILED: _fail(SHARD_TASKS_FAILED),
+    }
 
 
 def _check_segment_count() -> dict[str, Any]:
@@ -448,6 +607,22 @@ CHILD_NAMES = JobStates(
     "ShortBadInput",
     "ShortTimedOut",
     "ShortAttemptFailed",
+)
+PLAN_NAMES = JobStates(
+    PLAN_JOB,
+    RUN_PLAN,
+    "CheckShardPlanExit",
+    "ShardPlanBadInput",
+    "ShardPlanTimedOut",
+    "ShardPlanAttemptFailed",
+)
+SHARD_NAMES = JobStates(
+    SHARD_JOB,
+    TRANSCRIBE_SHARD,
+    "CheckShardExit",
+    "ShardBadInput",
+    "ShardTimedOut",
+    "ShardAttemptFailed",
 )
 
 

@@ -29,6 +29,7 @@ RANKS = {
     "klippers.jobs": 4,
     "klippers.parent": 5,
     "klippers.child": 5,
+    "klippers.shard": 5,
     "klippers.local": 5,
     "klippers.gallery": 5,
     "klippers.cloud": 5,

@@ -32,12 +32,13 @@ import base64
 import gzip
 import logging
 import os
+import tempfile
 import warnings
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, BinaryIO, ClassVar, Protocol
 
 import av
 import numpy as np
@@ -134,39 +135,35 @@ def _open_media(path: Path) -> av.container.InputContainer:
         raise UnreadableAudioError(f"{path}: not a readable media file ({exc})") from exc
 
 
-def _sample_capacity(container: av.container.InputContainer, stream: av.AudioStream) -> int:
-    """A first guess of the decoded length in samples, from the stream or container duration."""
-    seconds = 0.0
-    if stream.duration is not None and stream.time_base is not None:
-        seconds = float(stream.duration * stream.time_base)
-    elif container.duration is not None:
-        seconds = container.duration / av.time_base
-    return int(seconds * SAMPLE_RATE) + SAMPLE_RATE
+class _SampleFile:
+    """Float32 samples appended to an unnamed temporary file, then mapped back as an array.
 
+    Decoded audio lives in the page cache, not in the process's own memory: pages come in
+    while they are read and the kernel can take them back, so a long video costs little
+    more than a short one. The file (opened unnamed, e.g. by ``tempfile.TemporaryFile``)
+    may be closed once mapped: its space is freed with the array.
+    """
 
-class _SampleBuffer:
-    """A growable float32 buffer, so that long audio is not held twice while decoding."""
-
-    def __init__(self, capacity: int) -> None:
-        self._data = np.zeros(max(capacity, SAMPLE_RATE), dtype=np.float32)
+    def __init__(self, file: BinaryIO) -> None:
+        self._file = file
         self._size = 0
 
     def append(self, chunk: np.ndarray) -> None:
-        needed = self._size + chunk.size
-        if needed > self._data.size:
-            grown = np.zeros(max(needed, 2 * self._data.size), dtype=np.float32)
-            grown[: self._size] = self._data[: self._size]
-            self._data = grown
-        self._data[self._size : needed] = chunk
-        self._size = needed
+        self._file.write(np.ascontiguousarray(chunk, dtype=np.float32).tobytes())
+        self._size += chunk.size
 
     def pad(self, seconds: float) -> None:
-        """Append ``seconds`` of silence."""
-        if seconds > 0:
-            self.append(np.zeros(round(seconds * SAMPLE_RATE), dtype=np.float32))
+        """Append ``seconds`` of silence, a second at a time."""
+        count = round(seconds * SAMPLE_RATE) if seconds > 0 else 0
+        for start in range(0, count, SAMPLE_RATE):
+            self.append(np.zeros(min(SAMPLE_RATE, count - start), dtype=np.float32))
 
     def samples(self) -> np.ndarray:
-        return self._data[: self._size]
+        """The samples so far, memory-mapped copy-on-write (writes stay private)."""
+        if self._size == 0:
+            return np.zeros(0, dtype=np.float32)
+        self._file.flush()
+        return np.memmap(self._file, dtype=np.float32, mode="c", shape=(self._size,))
 
 
 def _chunks(frames: Iterable[av.AudioFrame]) -> Iterable[np.ndarray]:
@@ -177,35 +174,37 @@ def _chunks(frames: Iterable[av.AudioFrame]) -> Iterable[np.ndarray]:
 def _decode_stream(
     container: av.container.InputContainer, stream: av.AudioStream
 ) -> np.ndarray | None:
-    """Resample every frame of ``stream`` into one buffer; None when no frame decodes."""
+    """Resample every frame of ``stream`` into a mapped file; None when no frame decodes."""
     resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
-    buffer = _SampleBuffer(_sample_capacity(container, stream))
     origin = timeline_origin(container)
     skip: int | None = None  # samples to drop so that sample 0 is the media's time zero
-    for packet in container.demux(stream):
-        for frame in packet.decode():
-            if skip is None:
-                offset = (frame.time or 0.0) - origin
-                buffer.pad(offset)  # audio that starts late keeps its place
-                skip = max(0, round(-offset * SAMPLE_RATE))
-            for chunk in _chunks(resampler.resample(frame)):
-                drop = min(skip, chunk.size)
-                skip -= drop
-                buffer.append(chunk[drop:])
-    if skip is None:
-        return None
-    for chunk in _chunks(resampler.resample(None)):
-        buffer.append(chunk)
-    return buffer.samples()
+    with tempfile.TemporaryFile(prefix="klippers-audio-") as file:
+        buffer = _SampleFile(file)
+        for packet in container.demux(stream):
+            for frame in packet.decode():
+                if skip is None:
+                    offset = (frame.time or 0.0) - origin
+                    buffer.pad(offset)  # audio that starts late keeps its place
+                    skip = max(0, round(-offset * SAMPLE_RATE))
+                for chunk in _chunks(resampler.resample(frame)):
+                    drop = min(skip, chunk.size)
+                    skip -= drop
+                    buffer.append(chunk[drop:])
+        if skip is None:
+            return None
+        for chunk in _chunks(resampler.resample(None)):
+            buffer.append(chunk)
+        return buffer.samples()
 
 
 def decode_audio(path: str | Path) -> np.ndarray:
     """Decode the first audio stream of ``path`` to 16 kHz mono float32 samples.
 
-    Only audio packets are demuxed and decoded (video frames are never decoded), and samples
-    are resampled chunk by chunk into one growing buffer, so a long video costs its 16 kHz
-    audio (about 230 MB per hour) and nothing more. Sample 0 is the media timeline's zero
-    (its first video frame, :func:`klipmedia.probe.timeline_origin`).
+    Only audio packets are demuxed and decoded (video frames are never decoded). Samples
+    are resampled chunk by chunk into an unnamed temporary file (in ``$TMPDIR``, about
+    230 MB per hour) and returned memory-mapped (an :class:`numpy.memmap`, copy-on-write),
+    so a long video's audio does not stay in the process's memory. Sample 0 is the media
+    timeline's zero (its first video frame, :func:`klipmedia.probe.timeline_origin`).
 
     Raises
     ------

@@ -574,9 +574,39 @@ def estimate(
         f"Fargate Spot (stack config childCapacity spot, {cost.FARGATE_SPOT_DISCOUNT:.0%} off "
         "vCPU and memory, before interruptions)"
     )
+    _echo_sharding(common, chosen)
     for note in chosen.notes:
         click.echo(f"note: {note}")
     click.echo(f"prices: us-east-1 Fargate Linux/x86 on demand, taken {cost.PRICES_TAKEN}")
+
+
+def _echo_sharding(common: dict[str, Any], single: Any) -> None:
+    """Single-pass against sharded transcription (plan + shard tasks, then the parent)."""
+    from klippers.cloud import cost
+    from klippers.jobs.windows import shard_count_for
+
+    hours = common["hours"]
+    planned = shard_count_for(hours * 3600)
+    fastest = cost.best_shards(**common, child=single.child)
+    rows: list[tuple[str, Any]] = [("single pass", single)]
+    if planned > 1:
+        rows.append(
+            (
+                f"sharded, plan: {planned}",
+                cost.estimate(**common, child=single.child, shards=planned),
+            )
+        )
+    rows.append((f"sharded, fastest: {fastest.shards}", fastest))
+    click.echo(f"{'TRANSCRIPTION':<26} {'WINDOWS':>7} {'MINUTES':>8} {'DOLLARS':>8}")
+    for label, e in rows:
+        click.echo(f"{label:<26} {e.shards:>7} {e.wall_minutes:>8.1f} {e.total_dollars:>8.3f}")
+    best = min((single, fastest), key=lambda e: (round(e.wall_seconds, 1), e.total_dollars))
+    click.echo(
+        f"recommended for {hours:g} h: {best.shards} window(s) "
+        f"(shards: {cost.SHARD_SIZE.vcpu:g} vCPU/{cost.SHARD_SIZE.memory_gb:g} GB, ASR at the "
+        f"speed measured on {cost.ASR_MEASURED_CORES} cores; each shard starts a task and "
+        "downloads the original)"
+    )
 
 
 def _size(vcpu: float | None, memory: float | None, need: float, default: Any) -> Any:

@@ -11,16 +11,20 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from klippers.aws import (
     CHILD_EPHEMERAL_GIB,
     FARGATE_SIZES,
     PARENT_EPHEMERAL_GIB,
     SEED_TASK_SIZE,
+    SHARD_EPHEMERAL_GIB,
+    SHARD_SIZE,
     TaskSize,
     smallest_size,
 )
 from klippers.cloud.clients import CloudInputError
+from klippers.contract import MAX_SHARD_COUNT, SHARD_OVERLAP_SECONDS
 
 PRICES_TAKEN = "2026-03"
 """When the prices below were read: aws.amazon.com/fargate/pricing and
@@ -77,6 +81,10 @@ STATE_TRANSITIONS_FIXED = 9
 CheckShorts, Done."""
 STATE_TRANSITIONS_PER_SHORT = 3
 """ShortJob, RenderShort, ShortRendered."""
+STATE_TRANSITIONS_SHARDED_FIXED = 6
+"""PlanShards, RunShardPlan, ReadShardPlan, CheckShardCount, ListShards, TranscribeShards."""
+STATE_TRANSITIONS_PER_SHARD = 2
+"""ShardJob, TranscribeShard."""
 STEP_FUNCTIONS_OVERHEAD_SECONDS = 5.0
 """ReadConfig, Choice, Map scheduling and the ``.sync`` polling between tasks."""
 PARENT_MEMORY_NEED_GB = 4.0
@@ -95,6 +103,9 @@ TARGET_DOLLARS_PER_HOUR = 0.35
 """Targets for a 1-hour video: <= 8 minutes and <= $0.35."""
 FARGATE_VCPU_QUOTA = "Fargate On-Demand vCPU resource count"
 """The Service Quotas entry (code L-3032A538) that every running task's vCPUs count against."""
+SHARDED_PARENT_VCPU = 2.0
+"""The parent's vCPUs when the windows are transcribed by shard tasks: it only merges, measures
+loudness and cuts."""
 LATENCY_HEADROOM = 0.75
 """:func:`recommend` keeps the modelled wall time within this share of the target."""
 
@@ -152,6 +163,12 @@ class Estimate:
     state_transitions: int
     step_functions_dollars: float
     notes: tuple[str, ...] = field(default=())
+    shards: int = 1
+    """Transcription windows; above 1 a plan task and ``shards`` shard tasks transcribe."""
+    shard: TaskSize = SHARD_SIZE
+    plan_seconds: float = 0.0
+    shard_seconds: float = 0.0
+    shard_waves: int = 0
 
     @property
     def total_dollars(self) -> float:
@@ -184,7 +201,10 @@ class Estimate:
     def peak_vcpu(self) -> float:
         """Most vCPUs running at once: the parent, or a wave of up to ``max_concurrency``
         children (they never overlap)."""
-        return max(self.parent.vcpu, min(self.shorts, self.max_concurrency) * self.child.vcpu)
+        shards = min(self.shards, self.max_concurrency) * self.shard.vcpu if self.shard_waves else 0
+        return max(
+            self.parent.vcpu, shards, min(self.shorts, self.max_concurrency) * self.child.vcpu
+        )
 
     @property
     def target_minutes(self) -> float:
@@ -210,6 +230,14 @@ def _wall(cpu_seconds: float, vcpu: float) -> float:
     return cpu_seconds / effective
 
 
+def _asr_wall(cpu_seconds: float, vcpu: float) -> float:
+    """Wall seconds of ASR: on the measured ``ASR_MEASURED_CORES`` at the measured speed,
+    each further vCPU adding ``PARALLEL_EFFICIENCY`` of one."""
+    if vcpu < ASR_MEASURED_CORES:
+        return _wall(cpu_seconds, vcpu)
+    return cpu_seconds / (ASR_MEASURED_CORES + (vcpu - ASR_MEASURED_CORES) * PARALLEL_EFFICIENCY)
+
+
 def _asr_cpu_per_second(model: str) -> float:
     if model not in ASR_MODEL_CPU_FACTOR:
         known = ", ".join(ASR_MODEL_CPU_FACTOR)
@@ -226,12 +254,21 @@ def estimate(
     child: TaskSize | None = None,
     max_concurrency: int = 10,
     asr_model: str = "base",
+    shards: int = 1,
+    shard: TaskSize = SHARD_SIZE,
 ) -> Estimate:
     """Model one execution: per-stage CPU seconds -> wall seconds on the task sizes -> dollars.
 
     Parent: start, download the original, transcribe it, cut ``shorts`` segments,
     upload them. Children (``max_concurrency`` at a time, in waves): start, download one
     segment, analyse faces, render, upload. Sizes default to :func:`recommend`'s.
+
+    With ``shards`` above 1 (the stack's sharded transcription), a plan task first starts,
+    downloads and probes the original; then ``shards`` tasks of ``shard`` size (in waves of
+    ``max_concurrency``) each start, download the original and transcribe their share plus
+    the overlap on either side; then the parent (default ``SHARDED_PARENT_VCPU``) merges
+    instead of transcribing. Shard ASR runs at the speed measured on ``ASR_MEASURED_CORES``
+    cores (:func:`_asr_wall`).
     """
     if not (math.isfinite(hours) and hours > 0):
         raise CloudInputError(f"hours must be a positive number (got {hours})")
@@ -241,6 +278,10 @@ def estimate(
         raise CloudInputError(f"short duration must be positive (got {short_seconds})")
     if max_concurrency < 1:
         raise CloudInputError(f"max concurrency must be at least 1 (got {max_concurrency})")
+    if not 1 <= shards <= MAX_SHARD_COUNT:
+        raise CloudInputError(f"shards must be from 1 to {MAX_SHARD_COUNT} (got {shards})")
+    if shards > 1 and parent is None:
+        parent = smallest_size(SHARDED_PARENT_VCPU, PARENT_MEMORY_NEED_GB)
     if parent is None or child is None:
         best = recommend(
             hours=hours,
@@ -259,10 +300,29 @@ def estimate(
     render_cpu = short_seconds * RENDER_CPU_PER_OUTPUT_SECOND
     original_mb = video_seconds * VIDEO_MEGABITS_PER_SECOND / 8
     short_mb = short_seconds * SHORT_MEGABITS_PER_SECOND / 8
-    stages = (
-        Stage("start", "parent", 0.0, TASK_STARTUP_SECONDS),
-        Stage("download original", "parent", 0.0, original_mb / S3_MEGABYTES_PER_SECOND),
+    download = original_mb / S3_MEGABYTES_PER_SECOND
+    transcribe = (
         Stage(f"transcribe ({asr_model})", "parent", asr_cpu, _wall(asr_cpu, parent.vcpu)),
+    )
+    sharding: tuple[Stage, ...] = ()
+    if shards > 1:
+        window_seconds = video_seconds / shards + 2 * SHARD_OVERLAP_SECONDS
+        shard_cpu = window_seconds * _asr_cpu_per_second(asr_model)
+        sharding = (
+            Stage("start", "plan", 0.0, TASK_STARTUP_SECONDS),
+            Stage("download original", "plan", 0.0, download),
+            Stage("start", "shard", 0.0, TASK_STARTUP_SECONDS),
+            Stage("download original", "shard", 0.0, download),
+            Stage(
+                f"transcribe ({asr_model})", "shard", shard_cpu, _asr_wall(shard_cpu, shard.vcpu)
+            ),
+        )
+        transcribe = (Stage("merge windows", "parent", 0.0, 0.0),)
+    stages = (
+        *sharding,
+        Stage("start", "parent", 0.0, TASK_STARTUP_SECONDS),
+        Stage("download original", "parent", 0.0, download),
+        *transcribe,
         Stage("smart cut", "parent", cut_cpu, _wall(cut_cpu, parent.vcpu)),
         Stage("upload segments", "parent", 0.0, shorts * short_mb / S3_MEGABYTES_PER_SECOND),
         Stage("start", "child", 0.0, TASK_STARTUP_SECONDS),
@@ -270,14 +330,26 @@ def estimate(
         Stage("render", "child", render_cpu, _wall(render_cpu, child.vcpu)),
         Stage("transfer short", "child", 0.0, 2 * short_mb / S3_MEGABYTES_PER_SECOND),
     )
-    parent_seconds = sum(s.wall_seconds for s in stages if s.task == "parent")
-    child_seconds = sum(s.wall_seconds for s in stages if s.task == "child")
+    seconds = {task: sum(s.wall_seconds for s in stages if s.task == task) for task in _TASKS}
+    parent_seconds, child_seconds = seconds["parent"], seconds["child"]
     waves = math.ceil(shorts / max_concurrency)
-    wall = STEP_FUNCTIONS_OVERHEAD_SECONDS + parent_seconds + waves * child_seconds
+    shard_waves = math.ceil(shards / max_concurrency) if shards > 1 else 0
+    wall = (
+        STEP_FUNCTIONS_OVERHEAD_SECONDS
+        + seconds["plan"]
+        + shard_waves * seconds["shard"]
+        + parent_seconds
+        + waves * child_seconds
+    )
     fargate = task_dollars(parent, parent_seconds, PARENT_STORAGE_GB) + _children_dollars(
         child, child_seconds, shorts
     )
     transitions = STATE_TRANSITIONS_FIXED + STATE_TRANSITIONS_PER_SHORT * shorts
+    if shards > 1:
+        fargate += task_dollars(
+            shard, seconds["plan"], SHARD_EPHEMERAL_GIB
+        ) + shards * task_dollars(shard, seconds["shard"], SHARD_EPHEMERAL_GIB)
+        transitions += STATE_TRANSITIONS_SHARDED_FIXED + STATE_TRANSITIONS_PER_SHARD * shards
     notes = []
     if asr_model not in ("tiny.en", "tiny"):
         notes.append(f"ASR CPU for {asr_model} is an estimate from tiny.en's measured RTF")
@@ -298,7 +370,38 @@ def estimate(
         state_transitions=transitions,
         step_functions_dollars=transitions * STEP_FUNCTIONS_TRANSITION,
         notes=tuple(notes),
+        shards=shards,
+        shard=shard,
+        plan_seconds=seconds["plan"],
+        shard_seconds=seconds["shard"],
+        shard_waves=shard_waves,
     )
+
+
+_TASKS = ("plan", "shard", "parent", "child")
+
+
+def best_shards(
+    *,
+    hours: float,
+    shorts: int,
+    short_seconds: float = 60.0,
+    child: TaskSize | None = None,
+    max_concurrency: int = 10,
+    asr_model: str = "base",
+) -> Estimate:
+    """The fastest sharded estimate (2 to ``MAX_SHARD_COUNT`` windows; ties go to the
+    cheaper), with the default sharded parent and ``child`` (default: :func:`recommend`'s)."""
+    common: dict[str, Any] = {
+        "hours": hours,
+        "shorts": shorts,
+        "short_seconds": short_seconds,
+        "max_concurrency": max_concurrency,
+        "asr_model": asr_model,
+    }
+    child = child or recommend(**common).child
+    candidates = [estimate(**common, child=child, shards=n) for n in range(2, MAX_SHARD_COUNT + 1)]
+    return min(candidates, key=lambda e: (round(e.wall_seconds, 1), e.total_dollars))
 
 
 def recommend(

@@ -28,8 +28,16 @@ from klippers.contract import (
     parse_segment,
     recipe_digest,
 )
-from klippers.jobs.parent import read_config, read_manifest, read_recipe, write_recipe
-from klippers.jobs.runner import JobEnvironment, JobInputError, run_main, scratch
+from klippers.jobs.parent import read_manifest
+from klippers.jobs.runner import (
+    JobEnvironment,
+    JobInputError,
+    read_config,
+    read_recipe,
+    run_main,
+    scratch,
+    write_recipe,
+)
 from klippers.storage import Storage, StorageKeyNotFoundError, content_fingerprint
 
 log = logging.getLogger(__name__)

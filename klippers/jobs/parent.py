@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 import klipmedia
 from klipmedia.cut import CutSettings
@@ -51,11 +52,15 @@ from klippers.contract import (
 from klippers.jobs.runner import (
     JobEnvironment,
     JobInputError,
+    read_config,
+    read_recipe,
     require_free_space,
     run_main,
     scratch,
+    write_recipe,
 )
 from klippers.jobs.segments import write_manifest, write_segments
+from klippers.jobs.windows import merged_transcript
 from klippers.selection.config import scorer_from_config, scorer_recipe
 from klippers.selection.highlights import select_highlights
 from klippers.storage import (
@@ -93,15 +98,6 @@ class ParentResult:
         return len(self.segments)
 
 
-def read_config(storage: Storage, ref: VideoRef) -> ShortsConfig:
-    """The video's ``shorts_config.json``, validated against its location."""
-    try:
-        raw = storage.read_bytes(ref.shorts_config)
-    except StorageKeyNotFoundError as exc:
-        raise JobInputError(f"{storage.describe(ref.shorts_config)} is missing") from exc
-    return ShortsConfig.from_json(raw, ref=ref)
-
-
 def read_manifest(storage: Storage, ref: VideoRef) -> dict[str, Any] | None:
     """The manifest, or None when the parent has not finished.
 
@@ -115,26 +111,7 @@ def read_manifest(storage: Storage, ref: VideoRef) -> dict[str, Any] | None:
     return doc
 
 
-def read_recipe(storage: Storage, key: str) -> str | None:
-    """The digest recorded by the recipe at ``key``; None when missing or unreadable."""
-    data = read_if_exists(storage, key)
-    try:
-        return None if data is None else recorded_digest(json.loads(data))
-    except ValueError:
-        return None
-
-
-def write_recipe(storage: Storage, key: str, inputs: Mapping[str, Any]) -> None:
-    """Record at ``key`` that an output was made from ``inputs``.
-
-    The writer deletes the old recipe before it replaces the output and calls this after,
-    so an output is never taken as made from a recipe it was not made from.
-    """
-    text = json.dumps(recipe(inputs), indent=1, sort_keys=True, ensure_ascii=False)
-    storage.write_bytes(key, (text + "\n").encode())
-
-
-class _Original:
+class Original:
     """The original video: its identity from the warehouse, read in place from a local
     warehouse, else downloaded when first needed."""
 
@@ -175,10 +152,19 @@ class _Original:
 
 @dataclass(frozen=True)
 class _Speech:
-    """A transcript and the audio decoded for it (decoded once, for ASR and loudness)."""
+    """A transcript and the loudness of each second of its audio.
+
+    The audio is decoded once, for both, and let go as soon as both are measured: only the
+    per-second levels (one float a second) wait for selection.
+    """
 
     transcript: Transcript
-    audio: np.ndarray
+    loudness: npt.NDArray[np.float64]
+
+    @classmethod
+    def of(cls, transcript: Transcript, audio: np.ndarray) -> _Speech:
+        """``transcript`` with the loudness of ``audio`` (16 kHz mono)."""
+        return cls(transcript, loudness_of_samples(audio, SAMPLE_RATE))
 
 
 def run_parent(
@@ -195,13 +181,13 @@ def run_parent(
     config = read_config(storage, ref)
     scorer = scorer_from_config(config.scorer)  # before any work: a bad LLM setup fails fast
     scoring = scorer_recipe(config.scorer)
-    original = _Original(storage, ref, workdir, report)
+    original = Original(storage, ref, workdir, report)
     source = original.identity()
     present = set(storage.list(ref.prefix))
     previous = read_manifest(storage, ref)
     if ref.thumbnail in present:
         _refresh_thumbnail(storage, ref, original, source, previous, workdir)
-    transcript_inputs = {"source": source, "asr": _asr_settings(config, asr_model)}
+    transcript_inputs = {"source": source, "asr": asr_settings(config, asr_model)}
     speech: _Speech | None = None
     if _transcript_current(storage, ref, present, transcript_inputs):
         words_sha256 = _words_sha256(storage, ref, workdir)
@@ -225,14 +211,14 @@ def run_parent(
     video = original.path()
     report("select")
     if speech is None:
-        speech = _Speech(_read_transcript(storage, ref), decode_audio(video))
+        speech = _Speech.of(_read_transcript(storage, ref), decode_audio(video))
     result = select_highlights(
         speech.transcript,
         count=request["segment_count"] or None,
         target_duration=request["target_duration"],
         min_duration=request["min_duration"],
         max_duration=request["max_duration"],
-        loudness=loudness_of_samples(speech.audio, SAMPLE_RATE),
+        loudness=speech.loudness,
         scorer=scorer,
     )
     if result.message:
@@ -251,7 +237,7 @@ def run_parent(
     return ParentResult(tuple(entries), result.message, reused=False)
 
 
-def _asr_settings(config: ShortsConfig, model: str | None) -> dict[str, Any]:
+def asr_settings(config: ShortsConfig, model: str | None) -> dict[str, Any]:
     """The backend and model (as resolved from the environment too) and the language."""
     return {
         "backend": resolve_backend(config.asr_backend),
@@ -263,7 +249,7 @@ def _asr_settings(config: ShortsConfig, model: str | None) -> dict[str, Any]:
 def _refresh_thumbnail(
     storage: Storage,
     ref: VideoRef,
-    original: _Original,
+    original: Original,
     source: Mapping[str, Any],
     previous: Mapping[str, Any] | None,
     workdir: Path,
@@ -311,8 +297,9 @@ def _words_sha256(storage: Storage, ref: VideoRef, workdir: Path) -> str:
 def _transcribe(
     storage: Storage, ref: VideoRef, video: Path, inputs: Mapping[str, Any], workdir: Path
 ) -> tuple[_Speech, str]:
-    """Transcribe ``video``, publish the files that changed (the recipe last); return the
-    speech and the SHA-256 of the words file."""
+    """Transcribe ``video`` (or merge its current transcription windows, see
+    :mod:`klippers.jobs.shard`), publish the files that changed (the recipe last); return
+    the speech and the SHA-256 of the words file."""
     if not klipmedia.probe(video).has_audio:
         raise JobInputError(
             f"{storage.describe(ref.original_video)} has no audio track: "
@@ -320,9 +307,11 @@ def _transcribe(
         )
     audio = decode_audio(video)
     asr = inputs["asr"]
-    transcriber = load_transcriber(asr["backend"], asr["model"])
-    log.info("transcribing %.1f s of audio from %s", audio.size / SAMPLE_RATE, video)
-    transcript = transcriber.transcribe(audio, language=asr["language"])
+    transcript = merged_transcript(storage, ref, inputs, audio.size / SAMPLE_RATE)
+    if transcript is None:
+        transcriber = load_transcriber(asr["backend"], asr["model"])
+        log.info("transcribing %.1f s of audio from %s", audio.size / SAMPLE_RATE, video)
+        transcript = transcriber.transcribe(audio, language=asr["language"])
     files = write_transcript_files(transcript, workdir / "transcript")
     keys = {"srt": ref.original_srt, "text": ref.original_txt, "words": ref.original_words}
     storage.delete(ref.transcript_recipe)
@@ -330,7 +319,7 @@ def _transcribe(
         if not storage.is_current(key, files[kind]):
             storage.upload(files[kind], key)
     write_recipe(storage, ref.transcript_recipe, inputs)
-    return _Speech(transcript, audio), file_sha256(files["words"])
+    return _Speech.of(transcript, audio), file_sha256(files["words"])
 
 
 def _read_transcript(storage: Storage, ref: VideoRef) -> Transcript:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from klipmedia.errors import KlipmediaError, RenderError
 from klippers.asr.transcribe import AudioInputError, AudioNotFoundError, UnknownBackendError
@@ -24,7 +25,10 @@ from klippers.contract import (
     EXIT_OK,
     EXIT_TRANSIENT,
     ContractError,
+    ShortsConfig,
     VideoRef,
+    recipe,
+    recorded_digest,
 )
 from klippers.selection.highlights import HighlightsError
 from klippers.storage import (
@@ -32,6 +36,7 @@ from klippers.storage import (
     StorageKeyNotFoundError,
     StorageUnavailableError,
     open_storage,
+    read_if_exists,
 )
 
 log = logging.getLogger(__name__)
@@ -90,6 +95,34 @@ def require_free_space(folder: Path, needed: int, what: str, remedy: str) -> Non
 
 def _gigabytes(size: int) -> str:
     return f"{size / 1e9:.1f} GB"
+
+
+def read_config(storage: Storage, ref: VideoRef) -> ShortsConfig:
+    """The video's ``shorts_config.json``, validated against its location."""
+    try:
+        raw = storage.read_bytes(ref.shorts_config)
+    except StorageKeyNotFoundError as exc:
+        raise JobInputError(f"{storage.describe(ref.shorts_config)} is missing") from exc
+    return ShortsConfig.from_json(raw, ref=ref)
+
+
+def read_recipe(storage: Storage, key: str) -> str | None:
+    """The digest recorded by the recipe at ``key``; None when missing or unreadable."""
+    data = read_if_exists(storage, key)
+    try:
+        return None if data is None else recorded_digest(json.loads(data))
+    except ValueError:
+        return None
+
+
+def write_recipe(storage: Storage, key: str, inputs: Mapping[str, Any]) -> None:
+    """Record at ``key`` that an output was made from ``inputs``.
+
+    The writer deletes the old recipe before it replaces the output and calls this after,
+    so an output is never taken as made from a recipe it was not made from.
+    """
+    text = json.dumps(recipe(inputs), indent=1, sort_keys=True, ensure_ascii=False)
+    storage.write_bytes(key, (text + "\n").encode())
 
 
 def exit_code(error: BaseException) -> int:

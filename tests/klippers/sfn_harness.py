@@ -77,6 +77,7 @@ BUCKET = "klippers-harness-warehouse"
 NAMES = aws.StackNames.for_stack("harness")
 PARENT_FAMILY = NAMES.parent_family
 CHILD_FAMILY = NAMES.child_family
+SHARD_FAMILY = NAMES.shard_family
 
 Job = Callable[[Mapping[str, str]], object]
 STOPPED_REASON = "Essential container in task exited"
@@ -187,9 +188,10 @@ class Harness:
 
     # --- setup ---------------------------------------------------------------------------
 
-    def provision(self, **definition_args: Any) -> dict[str, Any]:
+    def provision(self, *, sharded: bool = False, **definition_args: Any) -> dict[str, Any]:
         """Create bucket, network, cluster, task definitions, log groups and the state
-        machine, named as the Pulumi stack ``harness`` names them."""
+        machine, named as the Pulumi stack ``harness`` names them (``sharded``: with the
+        transcription shard task definition, so the execution plans and runs shards)."""
         self.client("s3").create_bucket(Bucket=BUCKET)
         ec2 = self.client("ec2")
         vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
@@ -221,8 +223,11 @@ class Harness:
             for family, container in (
                 (PARENT_FAMILY, aws.PARENT_CONTAINER),
                 (CHILD_FAMILY, aws.CHILD_CONTAINER),
+                (SHARD_FAMILY, aws.SHARD_CONTAINER),
             )
         }
+        if sharded:
+            definition_args["shard_task_definition_arn"] = task_definitions[SHARD_FAMILY]
         logs = self.client("logs")
         for log_group in (NAMES.state_machine_log_group, NAMES.jobs_log_group):
             logs.create_log_group(logGroupName=log_group)

@@ -24,6 +24,7 @@ from klippers.cloud.executions import describe_cause, job_failures
 from klippers.contract import (
     ENV_BUCKET,
     ENV_SEGMENT,
+    ENV_SHARD,
     EXIT_BAD_INPUT,
     EXIT_TRANSIENT,
     ContractError,
@@ -36,6 +37,7 @@ from tests.klippers.sfn_harness import (
     CHILD_FAMILY,
     NAMES,
     PARENT_FAMILY,
+    SHARD_FAMILY,
     SIGTERM_EXIT,
     SPOT_STOPPED_REASON,
     STOPPED_REASON,
@@ -482,3 +484,125 @@ def test_a_spot_interrupted_child_is_retried_and_its_short_made(
     (failure,) = job_failures(events)
     assert (failure.segment, failure.exit_code, failure.recovered) == (1, exit_code, True)
     assert failure.stopped_reason == SPOT_STOPPED_REASON
+
+
+# --- sharded transcription --------------------------------------------------------------------
+
+
+def _sharded(cloud: Harness, shard_count: object, failing: Mapping[str, Job] = {}) -> None:
+    """A plan writing ``shard_count``, windows writing their words (or ``failing[SHARD]``),
+    and a parent that finds every window before it writes a config of two shorts."""
+    s3 = cloud.client("s3")
+
+    def shard(env: Mapping[str, str]) -> None:
+        ref, task = VideoRef.from_env(env), env[ENV_SHARD]
+        if task in failing:
+            failing[task](env)
+        elif task == "plan":
+            plan = json.dumps({"version": 1, "shard_count": shard_count})
+            s3.put_object(Bucket=env[ENV_BUCKET], Key=ref.shard_plan, Body=plan)
+        else:
+            s3.put_object(Bucket=env[ENV_BUCKET], Key=ref.shard_words(int(task)), Body=b"{}")
+
+    def parent(env: Mapping[str, str]) -> None:
+        ref = VideoRef.from_env(env)
+        count = shard_count if isinstance(shard_count, int) and shard_count > 1 else 0
+        missing = {ref.shard_words(n) for n in range(1, count + 1)} - _keys(cloud)
+        assert not missing, f"the parent ran before {missing}"
+        config = ShortsConfig(segment_count=2).to_json()
+        s3.put_object(Bucket=env[ENV_BUCKET], Key=ref.shorts_config, Body=config)
+
+    cloud.jobs[SHARD_FAMILY] = shard
+    cloud.jobs[PARENT_FAMILY] = parent
+    _child_writing(cloud)
+
+
+def test_a_sharded_execution_plans_transcribes_windows_then_cuts_and_renders(
+    cloud: Harness,
+) -> None:
+    cloud.provision(sharded=True, max_concurrency=2)
+    _sharded(cloud, 3)
+
+    result = _run(cloud)
+
+    assert (result.status, result.error) == ("SUCCEEDED", None), result.cause
+    shards = cloud.runs_of(SHARD_FAMILY)
+    assert shards[0].env == {
+        "USER_ID": "user-1",
+        "VIDEO_ID": "talk-7",
+        ENV_BUCKET: BUCKET,
+        ENV_SHARD: "plan",
+    }
+    assert sorted(run.env[ENV_SHARD] for run in shards[1:]) == ["1", "2", "3"]
+    assert all(run.placement == aws.FARGATE for run in shards)
+    assert cloud.max_concurrent[SHARD_FAMILY] <= 2
+    assert len(cloud.runs_of(PARENT_FAMILY)) == 1
+    assert sorted(_segments_run(cloud)) == [1, 2]
+    assert cloud.retry_waits == []
+    entered = sum("stateEnteredEventDetails" in e for e in _history(cloud, result))
+    assert 1 + entered == (
+        cost.STATE_TRANSITIONS_FIXED
+        + cost.STATE_TRANSITIONS_SHARDED_FIXED
+        + 3 * cost.STATE_TRANSITIONS_PER_SHARD
+        + 2 * cost.STATE_TRANSITIONS_PER_SHORT
+    )
+
+
+def test_one_window_goes_straight_to_the_parent(cloud: Harness) -> None:
+    cloud.provision(sharded=True)
+    _sharded(cloud, 1)
+
+    result = _run(cloud)
+
+    assert (result.status, result.error) == ("SUCCEEDED", None), result.cause
+    assert [run.env[ENV_SHARD] for run in cloud.runs_of(SHARD_FAMILY)] == ["plan"]
+    assert len(cloud.runs_of(PARENT_FAMILY)) == 1
+
+
+@pytest.mark.parametrize(
+    ("job", "attempts", "waits", "error"),
+    [
+        (_exits(EXIT_BAD_INPUT), 1, [], sm.ERROR_BAD_INPUT),
+        (_exits(EXIT_TRANSIENT), 3, [30.0, 60.0], sm.ERROR_JOB_FAILED),
+    ],
+    ids=["bad-input", "transient"],
+)
+def test_a_window_failing_for_good_ends_in_shard_tasks_failed_naming_it(
+    cloud: Harness, job: Job, attempts: int, waits: list[float], error: str
+) -> None:
+    cloud.provision(sharded=True)
+    _sharded(cloud, 3, failing={"2": job})
+
+    result = _run(cloud)
+
+    assert (result.status, result.error) == ("FAILED", sm.SHARD_TASKS_FAILED)
+    caught = _cause(result)
+    assert caught["Error"] == sm.ERROR_SHARD_FAILED
+    shard = json.loads(caught["Cause"])
+    assert (shard["Shard"], shard["Error"]) == (2, error)
+    assert [r.env[ENV_SHARD] for r in cloud.runs_of(SHARD_FAMILY)].count("2") == attempts
+    assert cloud.retry_waits == waits
+    assert cloud.runs_of(PARENT_FAMILY) == []
+
+
+@pytest.mark.parametrize(
+    ("plan", "shard_count", "error"),
+    [
+        (_exits(EXIT_BAD_INPUT), 2, sm.SHARD_PLAN_FAILED),
+        (None, 0, sm.INVALID_SHARD_COUNT),
+        (None, 99, sm.INVALID_SHARD_COUNT),
+        (None, "3", sm.INVALID_SHARD_COUNT),
+    ],
+    ids=["plan-bad-input", "zero", "too-many", "text"],
+)
+def test_a_failed_plan_or_a_bad_count_stops_before_the_parent(
+    cloud: Harness, plan: Job | None, shard_count: object, error: str
+) -> None:
+    cloud.provision(sharded=True)
+    _sharded(cloud, shard_count, failing={"plan": plan} if plan else {})
+
+    result = _run(cloud)
+
+    assert (result.status, result.error) == ("FAILED", error)
+    assert cloud.runs_of(PARENT_FAMILY) == []
+    assert [run.env[ENV_SHARD] for run in cloud.runs_of(SHARD_FAMILY)] == ["plan"]

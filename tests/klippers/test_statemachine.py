@@ -447,3 +447,114 @@ def test_an_unknown_child_capacity_is_refused_by_name() -> None:
 def test_the_spot_definition_passes_asl_validator(validator: Path, tmp_path: Path) -> None:
     verdict = validate(validator, sm.build_definition(**ARGS, child_capacity=aws.SPOT), tmp_path)
     assert verdict.valid, verdict.output
+
+
+# --- sharded transcription --------------------------------------------------------------------
+
+SHARD_TD = "arn:aws:ecs:eu-west-1:111122223333:task-definition/s:3"
+
+
+@pytest.fixture(scope="module")
+def sharded() -> dict[str, Any]:
+    return sm.build_definition(
+        **ARGS, shard_task_definition_arn=SHARD_TD, shard_container="shard-box"
+    )
+
+
+def test_without_a_shard_task_definition_the_seed_flow_is_unchanged(
+    definition: dict[str, Any],
+) -> None:
+    assert definition["StartAt"] == sm.PARENT_JOB
+    assert not {sm.PLAN_JOB, sm.TRANSCRIBE_SHARDS, sm.SHARD_TASKS_FAILED} & set(
+        sm.all_states(definition)
+    )
+
+
+def test_sharded_flow_plans_then_transcribes_windows_before_the_unchanged_parent(
+    definition: dict[str, Any], sharded: dict[str, Any]
+) -> None:
+    assert sharded["StartAt"] == sm.PLAN_JOB
+    assert _next_of(sharded, sm.PLAN_JOB) == sm.READ_SHARD_PLAN
+    assert _next_of(sharded, sm.READ_SHARD_PLAN) == sm.CHECK_SHARD_COUNT
+    check = _states(sharded)[sm.CHECK_SHARD_COUNT]
+    assert [rule["Next"] for rule in check["Choices"]] == [sm.LIST_SHARDS, sm.PARENT_JOB]
+    assert check["Default"] == sm.INVALID_SHARD_COUNT
+    assert _next_of(sharded, sm.LIST_SHARDS) == sm.TRANSCRIBE_SHARDS
+    assert _next_of(sharded, sm.TRANSCRIBE_SHARDS) == sm.PARENT_JOB
+    for name, state in definition["States"].items():
+        assert _states(sharded)[name] == state, name
+
+
+def test_plan_and_windows_run_the_shard_job_on_demand(sharded: dict[str, Any]) -> None:
+    states = sm.all_states(sharded)
+    for task, shard in (
+        (sm.RUN_PLAN, "plan"),
+        (sm.TRANSCRIBE_SHARD, "States.Format('{}', $.shard)"),
+    ):
+        parameters = states[task]["Parameters"]
+        assert parameters["TaskDefinition"] == SHARD_TD
+        assert parameters["LaunchType"] == aws.FARGATE
+        (override,) = parameters["Overrides"]["ContainerOverrides"]
+        assert override["Name"] == "shard-box"
+        assert _env(states[task])[contract.ENV_SHARD] == shard
+        assert states[task]["TimeoutSeconds"] == sm.DEFAULT_SHARD_TIMEOUT_SECONDS
+    windows = states[sm.TRANSCRIBE_SHARDS]
+    assert windows["MaxConcurrency"] == ARGS["max_concurrency"]
+    assert windows["ItemsPath"] == "$.transcription.shards.numbers"
+    listed = states[sm.LIST_SHARDS]["Parameters"]["numbers.$"]
+    assert listed == "States.ArrayRange(1, $.transcription.plan.shard_count, 1)"
+
+
+@pytest.mark.parametrize(
+    ("wrapper", "names", "caught_by"),
+    [
+        (sm.PLAN_JOB, sm.PLAN_NAMES, sm.SHARD_PLAN_FAILED),
+        (sm.SHARD_JOB, sm.SHARD_NAMES, sm.SHARD_FAILED),
+    ],
+)
+def test_plan_and_windows_keep_the_job_retry_policy(
+    sharded: dict[str, Any], wrapper: str, names: sm.JobStates, caught_by: str
+) -> None:
+    job = sm.all_states(sharded)[wrapper]
+    (retry,) = job["Retry"]
+    assert retry == {"ErrorEquals": [sm.ERROR_JOB_FAILED], **sm.JOB_RETRY}
+    assert job["Catch"][0]["Next"] == caught_by
+    check = sm.all_states(sharded)[names.check_exit]
+    assert check == {
+        **sm.all_states(sm.build_definition(**ARGS))[sm.PARENT_NAMES.check_exit],
+        "Choices": check["Choices"],
+        "Default": names.attempt_failed,
+    }
+    assert any(rule.get("Next") == names.bad_input for rule in check["Choices"])
+
+
+def test_a_failed_window_is_named_in_the_shard_tasks_failed_cause(
+    sharded: dict[str, Any],
+) -> None:
+    states = sm.all_states(sharded)
+    assert states[sm.SHARD_FAILED]["Parameters"]["Shard.$"] == "$.shard"
+    assert states[sm.REPORT_SHARD_FAILURE]["Error"] == sm.ERROR_SHARD_FAILED
+    assert states[sm.TRANSCRIBE_SHARDS]["Catch"][0]["Next"] == sm.SHARD_TASKS_FAILED
+    for name in (sm.SHARD_PLAN_FAILED, sm.SHARD_TASKS_FAILED):
+        assert states[name]["CausePath"] == "States.JsonToString($.error)"
+
+
+def test_the_plan_is_read_from_the_contract_key(sharded: dict[str, Any]) -> None:
+    read = _states(sharded)[sm.READ_SHARD_PLAN]
+    key = read["Parameters"]["Key.$"]
+    assert f"/{contract.SHARDS_DIR}/{contract.SHARD_PLAN}'" in key
+    assert read["Catch"][0]["Next"] == sm.SHARD_PLAN_FAILED
+
+
+def test_a_bad_shard_task_definition_is_refused_by_name() -> None:
+    with pytest.raises(sm.DefinitionError, match="shard_task_definition_arn"):
+        sm.build_definition(**ARGS, shard_task_definition_arn="klippers-shard")
+    with pytest.raises(sm.DefinitionError, match="shard_timeout_seconds"):
+        sm.build_definition(**ARGS, shard_task_definition_arn=SHARD_TD, shard_timeout_seconds=0)
+
+
+def test_the_sharded_definition_passes_asl_validator(
+    validator: Path, sharded: dict[str, Any], tmp_path: Path
+) -> None:
+    verdict = validate(validator, sharded, tmp_path)
+    assert verdict.valid, verdict.output

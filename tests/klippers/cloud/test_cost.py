@@ -16,6 +16,7 @@ from klippers.aws import (
     smallest_size,
 )
 from klippers.cli import cli
+from klippers.cloud.clients import CloudInputError
 from klippers.cloud.cost import (
     CHILD_STORAGE_GB,
     FARGATE_GB_HOUR,
@@ -251,3 +252,80 @@ def test_spot_saves_most_of_the_childrens_cost_of_the_default_estimate() -> None
     assert 0.55 * e.child_dollars < e.child_dollars - e.child_spot_dollars < 0.7 * e.child_dollars
     seed = estimate(hours=1, shorts=5, parent=SEED_SIZE, child=SEED_SIZE)
     assert seed.child_spot_dollars == pytest.approx(0.3 * seed.child_dollars, rel=0.05)
+
+
+# --- sharded transcription --------------------------------------------------------------------
+
+
+def test_sharded_estimate_adds_plan_and_shard_tasks_and_frees_the_parent() -> None:
+    from klippers.aws import SHARD_SIZE
+    from klippers.cloud.cost import (
+        ASR_MEASURED_CORES,
+        STATE_TRANSITIONS_PER_SHARD,
+        STATE_TRANSITIONS_SHARDED_FIXED,
+        TASK_STARTUP_SECONDS,
+    )
+    from klippers.contract import SHARD_OVERLAP_SECONDS
+
+    single = estimate(hours=2, shorts=5, asr_model="tiny.en")
+    sharded = estimate(hours=2, shorts=5, asr_model="tiny.en", shards=4, child=single.child)
+
+    stages = {(s.task, s.name): s for s in sharded.stages}
+    asr = stages[("shard", "transcribe (tiny.en)")]
+    assert asr.cpu_seconds == pytest.approx((1800 + 2 * SHARD_OVERLAP_SECONDS) * 0.036 * 2)
+    assert asr.wall_seconds == pytest.approx(asr.cpu_seconds / ASR_MEASURED_CORES)
+    assert ("parent", "transcribe (tiny.en)") not in stages
+    assert sharded.parent == smallest_size(2, 4)
+    assert sharded.plan_seconds >= TASK_STARTUP_SECONDS
+    assert sharded.wall_seconds == pytest.approx(
+        STEP_FUNCTIONS_OVERHEAD_SECONDS
+        + sharded.plan_seconds
+        + sharded.shard_seconds
+        + sharded.parent_seconds
+        + sharded.child_seconds
+    )
+    expected = (
+        task_dollars(sharded.parent, sharded.parent_seconds, PARENT_STORAGE_GB)
+        + 5 * task_dollars(single.child, sharded.child_seconds, CHILD_STORAGE_GB)
+        + task_dollars(SHARD_SIZE, sharded.plan_seconds, PARENT_STORAGE_GB)
+        + 4 * task_dollars(SHARD_SIZE, sharded.shard_seconds, PARENT_STORAGE_GB)
+    )
+    assert sharded.fargate_dollars == pytest.approx(expected)
+    assert sharded.state_transitions == single.state_transitions + (
+        STATE_TRANSITIONS_SHARDED_FIXED + 4 * STATE_TRANSITIONS_PER_SHARD
+    )
+    assert sharded.peak_vcpu == max(4 * SHARD_SIZE.vcpu, 5 * single.child.vcpu)
+
+
+def test_more_windows_than_the_concurrency_run_in_waves() -> None:
+    e = estimate(hours=3, shorts=1, shards=6, max_concurrency=4)
+    assert e.shard_waves == 2
+    assert e.wall_seconds == pytest.approx(
+        STEP_FUNCTIONS_OVERHEAD_SECONDS
+        + e.plan_seconds
+        + 2 * e.shard_seconds
+        + e.parent_seconds
+        + e.child_seconds
+    )
+
+
+def test_sharding_pays_only_for_long_videos() -> None:
+    """Two more task starts and downloads: a loss at 1 h, a clear win at 3 h (base)."""
+    from klippers.cloud.cost import best_shards
+
+    one_hour = best_shards(hours=1, shorts=5)
+    assert one_hour.wall_seconds > estimate(hours=1, shorts=5).wall_seconds
+    three_hours = best_shards(hours=3, shorts=5)
+    assert three_hours.wall_minutes < 0.75 * estimate(hours=3, shorts=5).wall_minutes
+    with pytest.raises(CloudInputError, match="shards must be"):
+        estimate(hours=1, shorts=5, shards=0)
+
+
+def test_estimate_command_compares_single_pass_and_sharded() -> None:
+    result = klip("estimate", "--hours", "3", "--shorts", "5")
+    assert result.exit_code == 0, result.output
+    assert "single pass" in result.output
+    assert "sharded, plan: 10" in result.output
+    assert "recommended for 3 h: 10 window(s)" in result.output
+    one = klip("estimate", "--hours", "1", "--shorts", "5")
+    assert "recommended for 1 h: 1 window(s)" in one.output
