@@ -90,7 +90,8 @@ def demo(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def bench(session: nox.Session) -> None:
-    """Benchmarks (render vs ffmpeg, reframe, ASR, cut, pipeline, selection) -> bench-results/."""
+    """Benchmarks (render vs ffmpeg, reframe, ASR, cut, pipeline, selection, length sweep,
+    side-by-side renders) -> bench-results/."""
     _ensure_commands(session, {"ffmpeg": "ffmpeg", **SYSTEM_PACKAGES})
     _install_asr_stack(session)
     _install_project(session, "all", "test")
