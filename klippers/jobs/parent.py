@@ -294,17 +294,24 @@ def _words_sha256(storage: Storage, ref: VideoRef, workdir: Path) -> str:
     return found.sha256
 
 
-def _transcribe(
-    storage: Storage, ref: VideoRef, video: Path, inputs: Mapping[str, Any], workdir: Path
-) -> tuple[_Speech, str]:
-    """Transcribe ``video`` (or merge its current transcription windows, see
-    :mod:`klippers.jobs.shard`), publish the files that changed (the recipe last); return
-    the speech and the SHA-256 of the words file."""
-    if not klipmedia.probe(video).has_audio:
+def probe_speech(storage: Storage, ref: VideoRef, video: Path) -> klipmedia.MediaInfo:
+    """The original's probe; :class:`JobInputError` when it has no audio to transcribe."""
+    info = klipmedia.probe(video)
+    if not info.has_audio:
         raise JobInputError(
             f"{storage.describe(ref.original_video)} has no audio track: "
             "there is no speech to find shorts in"
         )
+    return info
+
+
+def _transcribe(
+    storage: Storage, ref: VideoRef, video: Path, inputs: Mapping[str, Any], workdir: Path
+) -> tuple[_Speech, str]:
+    """Transcribe ``video`` (or merge its current transcription windows, see
+    :mod:`klippers.jobs.windows`), publish the files that changed (the recipe last); return
+    the speech and the SHA-256 of the words file."""
+    probe_speech(storage, ref, video)
     audio = decode_audio(video)
     asr = inputs["asr"]
     transcript = merged_transcript(storage, ref, inputs, audio.size / SAMPLE_RATE)

@@ -23,7 +23,6 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
-import klipmedia
 from klippers.asr.transcribe import (
     SAMPLE_RATE,
     decode_audio,
@@ -37,7 +36,7 @@ from klippers.contract import (
     VideoRef,
     recipe_digest,
 )
-from klippers.jobs.parent import Original, asr_settings
+from klippers.jobs.parent import Original, asr_settings, probe_speech
 from klippers.jobs.runner import (
     JobEnvironment,
     JobInputError,
@@ -65,12 +64,7 @@ def plan_shards(
     if read_recipe(storage, ref.transcript_recipe) == recipe_digest(inputs):
         plan = ShardPlan(1, None, SHARD_OVERLAP_SECONDS, inputs)
     else:
-        info = klipmedia.probe(original.path())
-        if not info.has_audio:
-            raise JobInputError(
-                f"{storage.describe(ref.original_video)} has no audio track: "
-                "there is no speech to find shorts in"
-            )
+        info = probe_speech(storage, ref, original.path())
         plan = ShardPlan(
             shard_count_for(info.duration), info.duration, SHARD_OVERLAP_SECONDS, inputs
         )
