@@ -93,6 +93,9 @@ ENV_LLM_API_KEY = ENV_LLM_PREFIX + "API_KEY"
 ENV_LLM_REGION = ENV_LLM_PREFIX + "REGION"
 ENV_LLM_TIMEOUT = ENV_LLM_PREFIX + "TIMEOUT"
 ENV_LLM_FALLBACK = ENV_LLM_PREFIX + "FALLBACK"
+# One parent attempt's time limit in seconds (the state machine's); the cloud sets it on the
+# parent task so the job refuses up front a video it cannot finish in time.
+ENV_PARENT_TIMEOUT = "KLIPPERS_PARENT_TIMEOUT_SECONDS"
 DEFAULT_ASR_MODEL = "base"
 
 # --- job entrypoints (the image runs ``python -m MODULE``) ------------------------------------
