@@ -19,7 +19,11 @@ Resource names derive from the stack's name (``klippers-<stack>-...``), so stack
 - ``childCapacity``: ``on-demand`` (default) or ``spot``: children run on Fargate Spot
   (about 70 % cheaper; an interrupted child is retried like any transient failure). The
   parent always runs on demand.
-- ``parentTimeoutSeconds`` / ``childTimeoutSeconds``: one attempt's limit.
+- ``parentTimeoutSeconds`` / ``childTimeoutSeconds``: one attempt's limit (the parent
+  refuses up front a video it cannot finish in its limit).
+- ``shardTranscription``: transcribe videos of 90 minutes and more in windows on parallel
+  Fargate tasks (2 vCPU / 4 GB each) before the parent, which merges them (default false).
+  ``shardTimeoutSeconds`` is one window's limit (default 3600).
 - ``logRetentionDays``: CloudWatch retention (default 30).
 - ``vpcId`` + ``subnetIds`` (JSON list): run there instead of the default VPC.
 - ``assignPublicIp``: give tasks a public IP (default true; needed without a NAT gateway).
@@ -47,10 +51,18 @@ from klippers_infra import (
     child_spec,
     job_sizes,
     parent_spec,
+    shard_spec,
 )
 
 from klippers import statemachine
-from klippers.aws import CHILD_EPHEMERAL_GIB, DEFAULT_SIZE_PROFILE, PARENT_EPHEMERAL_GIB, StackNames
+from klippers.aws import (
+    CHILD_EPHEMERAL_GIB,
+    DEFAULT_SIZE_PROFILE,
+    PARENT_EPHEMERAL_GIB,
+    SHARD_EPHEMERAL_GIB,
+    SHARD_SIZE,
+    StackNames,
+)
 from klippers.contract import DEFAULT_ASR_MODEL
 
 config = pulumi.Config()
@@ -73,6 +85,8 @@ parent_timeout = config.get_int("parentTimeoutSeconds") or (
     statemachine.DEFAULT_PARENT_TIMEOUT_SECONDS
 )
 child_timeout = config.get_int("childTimeoutSeconds") or statemachine.DEFAULT_CHILD_TIMEOUT_SECONDS
+sharded = config.get_bool("shardTranscription") is True
+shard_timeout = config.get_int("shardTimeoutSeconds") or statemachine.DEFAULT_SHARD_TIMEOUT_SECONDS
 log_retention_days = config.get_int("logRetentionDays") or 30
 vpc_id = config.get("vpcId")
 subnet_ids = [str(s) for s in config.get_object("subnetIds") or []]
@@ -98,6 +112,7 @@ statemachine.check_limits(
     max_concurrency=max_concurrency,
     parent_timeout_seconds=parent_timeout,
     child_timeout_seconds=child_timeout,
+    shard_timeout_seconds=shard_timeout,
 )
 
 warehouse = Warehouse(
@@ -120,8 +135,9 @@ jobs = Jobs(
     repository_arn=image.repository_arn,
     bucket_name=warehouse.bucket_name,
     bucket_arn=warehouse.bucket_arn,
-    parent=parent_spec(names, parent_size, parent_disk_gib, llm),
+    parent=parent_spec(names, parent_size, parent_disk_gib, llm, timeout_seconds=parent_timeout),
     child=child_spec(names, child_size, child_disk_gib),
+    shard=shard_spec(names, SHARD_SIZE, SHARD_EPHEMERAL_GIB) if sharded else None,
     log_retention_days=log_retention_days,
     kms_key_arn=kms_key_arn,
     child_capacity=children_capacity,
@@ -141,6 +157,14 @@ pipeline = Pipeline(
         "child_timeout_seconds": child_timeout,
         "assign_public_ip": assign_public_ip is not False,
         "child_capacity": children_capacity,
+        **(
+            {
+                "shard_task_definition_arn": jobs.shard_task_definition_arn,
+                "shard_timeout_seconds": shard_timeout,
+            }
+            if sharded
+            else {}
+        ),
     },
     passable_role_arns=jobs.passable_role_arns,
     bucket_arn=warehouse.bucket_arn,
@@ -168,5 +192,7 @@ pulumi.export("jobsLogGroup", jobs.log_group_name)
 pulumi.export("parentTaskDefinitionArn", jobs.parent_task_definition_arn)
 pulumi.export("childTaskDefinitionArn", jobs.child_task_definition_arn)
 pulumi.export("imageUri", image.image_uri)
+if jobs.shard_task_definition_arn is not None:
+    pulumi.export("shardTaskDefinitionArn", jobs.shard_task_definition_arn)
 if notifications is not None:
     pulumi.export("notificationTopicArn", notifications.topic_arn)

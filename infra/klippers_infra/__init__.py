@@ -1,7 +1,7 @@
 """Pulumi components of the Klippers cloud engine (composed by ``infra/__main__.py``)."""
 
 from klippers_infra.image import JobImage
-from klippers_infra.jobs import Jobs, child_spec, parent_spec
+from klippers_infra.jobs import Jobs, child_spec, parent_spec, shard_spec
 from klippers_infra.network import TaskNetwork
 from klippers_infra.notifications import Notifications
 from klippers_infra.pipeline import Pipeline
@@ -20,5 +20,6 @@ __all__ = [
     "child_spec",
     "job_sizes",
     "parent_spec",
+    "shard_spec",
     "task_size",
 ]

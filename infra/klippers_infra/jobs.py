@@ -1,10 +1,12 @@
 """The ECS side: cluster (with Fargate Spot when the children use it), job log group, roles
-and the parent/child Fargate task definitions."""
+and the Fargate task definitions of the parent, the child and (when transcription is
+sharded) the transcription shard."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
@@ -16,12 +18,22 @@ from klippers.aws import (
     JOB_STREAM_PREFIXES,
     ON_DEMAND,
     PARENT_CONTAINER,
+    SHARD_CONTAINER,
     StackNames,
     TaskSize,
 )
-from klippers.contract import CHILD_JOB_MODULE, PARENT_JOB_MODULE, job_command
+from klippers.contract import (
+    CHILD_JOB_MODULE,
+    ENV_PARENT_TIMEOUT,
+    PARENT_JOB_MODULE,
+    SHARD_JOB_MODULE,
+    job_command,
+)
 from klippers_infra.policies import (
+    CHILD_JOB,
     ECS_TASKS_SERVICE,
+    PARENT_JOB,
+    SHARD_JOB,
     Arn,
     Document,
     assume_role_policy,
@@ -35,8 +47,9 @@ from klippers_infra.tasks import LLMSettings, check_ephemeral_gib, container_def
 
 @dataclass(frozen=True)
 class JobSpec:
-    """One job's task definition: name, family, container, module, size, disk (GiB) and,
-    for the parent, the LLM its ``scorer: llm`` asks."""
+    """One job's task definition: name (``parent``, ``child`` or ``shard``, which decides its
+    warehouse access), family, container, module, size, disk (GiB), extra container
+    variables and, for the parent, the LLM its ``scorer: llm`` asks."""
 
     job: str
     family: str
@@ -45,40 +58,60 @@ class JobSpec:
     size: TaskSize
     ephemeral_gib: int
     llm: LLMSettings | None = None
+    variables: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_ephemeral_gib(self.ephemeral_gib)
 
-    @property
-    def writes_only_shorts(self) -> bool:
-        """Children write only their short; the parent writes the rest."""
-        return self.module == CHILD_JOB_MODULE
+    def environment(self) -> dict[str, str]:
+        """The container's variables besides the bucket's and the log format."""
+        return {**(self.llm.environment() if self.llm else {}), **self.variables}
+
+    def secrets(self) -> dict[str, str]:
+        """The variables ECS fills from Secrets Manager."""
+        return self.llm.secrets() if self.llm else {}
 
 
 def parent_spec(
-    names: StackNames, size: TaskSize, ephemeral_gib: int, llm: LLMSettings | None = None
+    names: StackNames,
+    size: TaskSize,
+    ephemeral_gib: int,
+    llm: LLMSettings | None = None,
+    *,
+    timeout_seconds: int | None = None,
 ) -> JobSpec:
-    """The parent job (transcribe, choose and cut segments)."""
+    """The parent job (transcribe, choose and cut segments); with ``timeout_seconds`` (one
+    attempt's limit) it refuses up front a video it cannot finish in time."""
+    variables = {ENV_PARENT_TIMEOUT: str(timeout_seconds)} if timeout_seconds else {}
     return JobSpec(
-        "parent",
+        PARENT_JOB,
         names.parent_family,
         PARENT_CONTAINER,
         PARENT_JOB_MODULE,
         size,
         ephemeral_gib,
         llm,
+        variables,
     )
 
 
 def child_spec(names: StackNames, size: TaskSize, ephemeral_gib: int) -> JobSpec:
     """The child job (render one short)."""
     return JobSpec(
-        "child", names.child_family, CHILD_CONTAINER, CHILD_JOB_MODULE, size, ephemeral_gib
+        CHILD_JOB, names.child_family, CHILD_CONTAINER, CHILD_JOB_MODULE, size, ephemeral_gib
+    )
+
+
+def shard_spec(names: StackNames, size: TaskSize, ephemeral_gib: int) -> JobSpec:
+    """The transcription shard job (plan the windows, or transcribe one)."""
+    return JobSpec(
+        SHARD_JOB, names.shard_family, SHARD_CONTAINER, SHARD_JOB_MODULE, size, ephemeral_gib
     )
 
 
 class Jobs(pulumi.ComponentResource):
-    """ECS cluster and the two Fargate task definitions with their roles and logs.
+    """ECS cluster and the jobs' Fargate task definitions with their roles and logs (the
+    shard's only with a ``shard`` spec).
 
     With ``child_capacity`` ``spot`` the cluster gets the FARGATE and FARGATE_SPOT capacity
     providers, and ``cluster_arn`` resolves only once they are attached, so the state
@@ -90,6 +123,7 @@ class Jobs(pulumi.ComponentResource):
     log_group_name: pulumi.Output[str]
     parent_task_definition_arn: pulumi.Output[str]
     child_task_definition_arn: pulumi.Output[str]
+    shard_task_definition_arn: pulumi.Output[str] | None
     passable_role_arns: pulumi.Output[list[str]]
 
     def __init__(
@@ -104,6 +138,7 @@ class Jobs(pulumi.ComponentResource):
         parent: JobSpec,
         child: JobSpec,
         log_retention_days: int,
+        shard: JobSpec | None = None,
         kms_key_arn: str | None = None,
         child_capacity: str = DEFAULT_CHILD_CAPACITY,
         opts: pulumi.ResourceOptions | None = None,
@@ -133,7 +168,8 @@ class Jobs(pulumi.ComponentResource):
             description="Klippers: lets ECS pull the job image and write job logs",
             opts=options,
         )
-        secret_arns = [s for spec in (parent, child) for s in _secrets(spec).values()]
+        specs = [spec for spec in (parent, child, shard) if spec is not None]
+        secret_arns = [arn for spec in specs for arn in spec.secrets().values()]
         aws.iam.RolePolicy(
             f"{name}-execution",
             role=execution_role.id,
@@ -149,14 +185,17 @@ class Jobs(pulumi.ComponentResource):
         self._execution_role = execution_role
         parent_td, parent_role = self._task_definition(name, parent)
         child_td, child_role = self._task_definition(name, child)
+        shard_job = self._task_definition(name, shard) if shard else None
 
         self.cluster_arn = _with_capacity(name, cluster, child_capacity, options)
         self.cluster_name = cluster.name
         self.log_group_name = log_group.name
         self.parent_task_definition_arn = parent_td.arn
         self.child_task_definition_arn = child_td.arn
+        self.shard_task_definition_arn = shard_job[0].arn if shard_job else None
+        roles = [parent_role, child_role, *([shard_job[1]] if shard_job else [])]
         self.passable_role_arns = pulumi.Output.all(
-            parent_role.arn, child_role.arn, execution_role.arn
+            *[role.arn for role in roles], execution_role.arn
         )
         self.register_outputs(
             {
@@ -164,6 +203,7 @@ class Jobs(pulumi.ComponentResource):
                 "logGroupName": self.log_group_name,
                 "parentTaskDefinitionArn": self.parent_task_definition_arn,
                 "childTaskDefinitionArn": self.child_task_definition_arn,
+                "shardTaskDefinitionArn": self.shard_task_definition_arn,
             }
         )
 
@@ -198,8 +238,8 @@ class Jobs(pulumi.ComponentResource):
                     log_group=a[2],
                     region=Arn.parse(a[3]).region,
                     stream_prefix=JOB_STREAM_PREFIXES[spec.container],
-                    environment=spec.llm.environment() if spec.llm else None,
-                    secrets=_secrets(spec),
+                    environment=spec.environment(),
+                    secrets=spec.secrets(),
                 )
             )
         )
@@ -221,9 +261,7 @@ class Jobs(pulumi.ComponentResource):
 
     def _task_policy(self, spec: JobSpec, bucket_arn: str, where: Arn) -> Document:
         """The job's warehouse access, and for a parent with a Bedrock LLM, that model."""
-        policy = task_role_policy(
-            bucket_arn, writes_only_shorts=spec.writes_only_shorts, kms_key_arn=self._kms_key_arn
-        )
+        policy = task_role_policy(bucket_arn, spec.job, kms_key_arn=self._kms_key_arn)
         if spec.llm is not None and spec.llm.provider == "bedrock":
             region = spec.llm.region or where.region
             policy["Statement"].append(
@@ -247,7 +285,3 @@ def _with_capacity(
         opts=options,
     )
     return pulumi.Output.all(cluster.arn, providers.id).apply(lambda a: a[0])
-
-
-def _secrets(spec: JobSpec) -> dict[str, str]:
-    return spec.llm.secrets() if spec.llm else {}

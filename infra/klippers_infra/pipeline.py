@@ -17,6 +17,18 @@ from klippers_infra.policies import (
     state_machine_source,
 )
 
+SHARD_TASK_DEFINITION = "shard_task_definition_arn"
+_JOB_TASK_DEFINITIONS = ("parent_task_definition_arn", "child_task_definition_arn")
+
+
+def _task_definitions(args: dict[str, Any]) -> list[str]:
+    """The task definitions the state machine runs, from its resolved definition args."""
+    names = [
+        *_JOB_TASK_DEFINITIONS,
+        *([SHARD_TASK_DEFINITION] if SHARD_TASK_DEFINITION in args else []),
+    ]
+    return [args[name] for name in names]
+
 
 class Pipeline(pulumi.ComponentResource):
     """``klippers-<stack>-video-processing``: logging ALL with execution data, X-Ray tracing.
@@ -25,7 +37,8 @@ class Pipeline(pulumi.ComponentResource):
     vended logs (the log delivery resource policy stays small however many there are).
 
     ``definition_args`` are passed to :func:`klippers.statemachine.build_definition`
-    after every Output in them resolves.
+    after every Output in them resolves; with a ``shard_task_definition_arn`` among them the
+    role may also run that job and read ``transcript-shards/plan.json``.
     """
 
     state_machine_arn: pulumi.Output[str]
@@ -63,7 +76,7 @@ class Pipeline(pulumi.ComponentResource):
                     )
                 )
             ),
-            description="Klippers state machine: run the two jobs, read shorts_config.json",
+            description="Klippers state machine: run the jobs, read shorts_config.json",
             opts=options,
         )
         resolved = pulumi.Output.all(**definition_args)
@@ -74,13 +87,11 @@ class Pipeline(pulumi.ComponentResource):
                 lambda a: json.dumps(
                     state_machine_policy(
                         cluster_arn=a[0]["cluster_arn"],
-                        task_definition_arns=[
-                            a[0]["parent_task_definition_arn"],
-                            a[0]["child_task_definition_arn"],
-                        ],
+                        task_definition_arns=_task_definitions(a[0]),
                         passable_role_arns=a[1],
                         bucket_arn=a[2],
                         kms_key_arn=kms_key_arn,
+                        reads_shard_plan=SHARD_TASK_DEFINITION in a[0],
                     )
                 )
             ),

@@ -20,6 +20,8 @@ from klippers.contract import (
     MANIFEST,
     RECIPE_SUFFIX,
     SEGMENTS_DIR,
+    SHARD_PLAN,
+    SHARDS_DIR,
     SHARED_BACKGROUNDS,
     SHORTS_CONFIG,
     SHORTS_DIR,
@@ -151,13 +153,35 @@ def shared_backgrounds(bucket_arn: str) -> str:
     return f"{bucket_arn}/{SHARED_BACKGROUNDS}/*"
 
 
-def replaced_outputs(bucket_arn: str, *, child: bool) -> list[str]:
-    """What a re-run deletes before it writes again: a child, its short's recipe; the
-    parent, the manifest, its recipes, and stale segment files, shorts and their recipes.
-    Never an input (``original.mp4``, ``shorts_config.json``, ``thumbnail.png``)."""
-    video = f"{bucket_arn}/{WAREHOUSE_ROOT}/*/*"
-    if child:
+PARENT_JOB, CHILD_JOB, SHARD_JOB = "parent", "child", "shard"
+JOBS = (PARENT_JOB, CHILD_JOB, SHARD_JOB)
+
+
+def _video_objects(bucket_arn: str) -> str:
+    """ARN pattern of every video folder ``klippers_warehouse/USER/VIDEO``."""
+    return f"{bucket_arn}/{WAREHOUSE_ROOT}/*/*"
+
+
+def writable_objects(bucket_arn: str, job: str) -> str:
+    """What ``job`` writes: the parent anything under the warehouse prefix, a child only
+    ``.../videos-cropped-stacked/...``, a transcription shard only ``.../transcript-shards/...``."""
+    if job == CHILD_JOB:
+        return f"{_video_objects(bucket_arn)}/{SHORTS_DIR}/*"
+    if job == SHARD_JOB:
+        return f"{_video_objects(bucket_arn)}/{SHARDS_DIR}/*"
+    return warehouse_objects(bucket_arn)
+
+
+def replaced_outputs(bucket_arn: str, job: str) -> list[str]:
+    """What a re-run of ``job`` deletes before it writes again: a child, its short's recipe;
+    a shard, its window's recipe; the parent, the manifest, its recipes, and stale segment
+    files, shorts and their recipes. Never an input (``original.mp4``,
+    ``shorts_config.json``, ``thumbnail.png``)."""
+    video = _video_objects(bucket_arn)
+    if job == CHILD_JOB:
         return [f"{video}/{SHORTS_DIR}/*{RECIPE_SUFFIX}"]
+    if job == SHARD_JOB:
+        return [f"{video}/{SHARDS_DIR}/*{RECIPE_SUFFIX}"]
     return [
         f"{video}/{MANIFEST}",
         f"{video}/{TRANSCRIPT_RECIPE}",
@@ -190,37 +214,29 @@ def kms_statement(key_arn: str, actions: Sequence[str]) -> Document:
     return _statement("UseWarehouseKey", actions, [key_arn], Condition=via)
 
 
-def task_role_policy(
-    bucket_arn: str, *, writes_only_shorts: bool, kms_key_arn: str | None = None
-) -> Document:
-    """What a job may do: read and write its warehouse objects, nothing else.
+def task_role_policy(bucket_arn: str, job: str, *, kms_key_arn: str | None = None) -> Document:
+    """What ``job`` (``parent``, ``child`` or ``shard``) may do: read its warehouse objects
+    and write some of them, nothing else.
 
-    The parent writes anywhere under the prefix and deletes only what a re-run replaces
-    (:func:`replaced_outputs`); a child (``writes_only_shorts``) reads anywhere under it
-    and in the shared ``backgrounds/``, writes only ``.../videos-cropped-stacked/...`` and
-    deletes only its short's recipe. Listing is allowed only below the prefixes it reads.
-    With ``kms_key_arn`` (the bucket's SSE-KMS key) it may use that key through S3.
+    Every job reads anywhere under the warehouse prefix; it writes only
+    :func:`writable_objects` and deletes only what its re-run replaces
+    (:func:`replaced_outputs`). A child also reads the shared ``backgrounds/``. Listing is
+    allowed only below the prefixes a job reads. With ``kms_key_arn`` (the bucket's SSE-KMS
+    key) it may use that key through S3.
     """
-    writable = (
-        f"{bucket_arn}/{WAREHOUSE_ROOT}/*/*/{SHORTS_DIR}/*"
-        if writes_only_shorts
-        else warehouse_objects(bucket_arn)
-    )
+    if job not in JOBS:
+        raise ValueError(f"job: must be one of {', '.join(JOBS)} (got {job!r})")
     statements = [
         _statement("ReadWarehouse", ["s3:GetObject"], [warehouse_objects(bucket_arn)]),
         _statement(
             "WriteWarehouse",
             ["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
-            [writable],
+            [writable_objects(bucket_arn, job)],
         ),
-        _statement(
-            "DeleteStaleOutputs",
-            ["s3:DeleteObject"],
-            replaced_outputs(bucket_arn, child=writes_only_shorts),
-        ),
+        _statement("DeleteStaleOutputs", ["s3:DeleteObject"], replaced_outputs(bucket_arn, job)),
         _listing("ListWarehouse", bucket_arn, WAREHOUSE_ROOT),
     ]
-    if writes_only_shorts:
+    if job == CHILD_JOB:
         statements += [
             _statement("ReadSharedBackgrounds", ["s3:GetObject"], [shared_backgrounds(bucket_arn)]),
             _listing("ListSharedBackgrounds", bucket_arn, SHARED_BACKGROUNDS),
@@ -311,9 +327,12 @@ def state_machine_policy(
     passable_role_arns: Sequence[str],
     bucket_arn: str,
     kms_key_arn: str | None = None,
+    reads_shard_plan: bool = False,
 ) -> Document:
-    """What ``klippers-step-functions-role`` may do to run the pipeline (with
-    ``kms_key_arn``, decrypt ``shorts_config.json`` under the bucket's SSE-KMS key)."""
+    """What ``klippers-step-functions-role`` may do to run the pipeline: run the jobs of
+    ``task_definition_arns`` on the cluster, pass them their roles, read
+    ``shorts_config.json`` (and with ``reads_shard_plan``, ``transcript-shards/plan.json``;
+    with ``kms_key_arn``, decrypt them under the bucket's SSE-KMS key)."""
     cluster = Arn.parse(cluster_arn)
     cluster_name = cluster.resource.removeprefix("cluster/")
     prefix = f"arn:{cluster.partition}"
@@ -335,9 +354,18 @@ def state_machine_policy(
             "SyncRule", ["events:PutTargets", "events:PutRule", "events:DescribeRule"], [rule]
         ),
         _statement(
-            "ReadShortsConfig",
-            ["s3:GetObject"],
-            [f"{bucket_arn}/{WAREHOUSE_ROOT}/*/*/{SHORTS_CONFIG}"],
+            "ReadShortsConfig", ["s3:GetObject"], [f"{_video_objects(bucket_arn)}/{SHORTS_CONFIG}"]
+        ),
+        *(
+            [
+                _statement(
+                    "ReadShardPlan",
+                    ["s3:GetObject"],
+                    [f"{_video_objects(bucket_arn)}/{SHARDS_DIR}/{SHARD_PLAN}"],
+                )
+            ]
+            if reads_shard_plan
+            else []
         ),
         _statement("DeliverLogs", LOG_DELIVERY_ACTIONS, ["*"]),
         _statement("Tracing", XRAY_ACTIONS, ["*"]),

@@ -210,7 +210,7 @@ def _statements(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def test_least_privilege_check_rejects_wildcards() -> None:
     bucket = "arn:aws:s3:::b"
-    assert_least_privilege(policies.task_role_policy(bucket, writes_only_shorts=False))
+    assert_least_privilege(policies.task_role_policy(bucket, "parent"))
     too_broad = [
         {"Sid": "A", "Effect": "Allow", "Action": ["s3:*"], "Resource": [bucket]},
         {"Sid": "B", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": ["*"]},
@@ -359,9 +359,11 @@ def test_task_definitions_run_the_jobs_on_fargate(
     assert container["image"] == default.exports["imageUri"]
     assert container["command"] == ["python", "-m", module]
     env = {e["name"]: e["value"] for e in container["environment"]}
+    limit = {"parent": {contract.ENV_PARENT_TIMEOUT: "7200"}, "child": {}}[job]
     assert env == {
         contract.ENV_BUCKET: default.exports["bucketName"],
         "KLIPPERS_LOG_FORMAT": "json",
+        **limit,
     }
     logs = container["logConfiguration"]
     assert logs["logDriver"] == "awslogs"
@@ -814,11 +816,9 @@ def test_a_warehouse_key_encrypts_the_bucket_and_is_granted_through_s3() -> None
         }
     ]
     bucket_arn = f"arn:aws:s3:::{run.exports['bucketName']}"
-    for job, child in (("parent", False), ("child", True)):
+    for job in ("parent", "child"):
         document = m.policy(f"klippers-{job}-task")
-        assert document == policies.task_role_policy(
-            bucket_arn, writes_only_shorts=child, kms_key_arn=KMS_KEY
-        )
+        assert document == policies.task_role_policy(bucket_arn, job, kms_key_arn=KMS_KEY)
     machine = _statements(m.policy("klippers-video-processing-role"))["UseWarehouseKey"]
     assert machine["Action"] == ["kms:Decrypt"]
     assert machine["Resource"] == [KMS_KEY]

@@ -278,8 +278,8 @@ def test_sse_kms_needs_the_key_in_every_policy(flow: Flow) -> None:
     """The program's documents are the policy functions' (so the functions' ``kms_key_arn``
     is what a ``kmsKeyArn`` config adds); under an SSE-KMS bucket the run needs the key."""
     bucket, arn = Bucket(REGION, kms_key_arn=KMS_KEY), flow.program.bucket_arn
-    assert flow.documents[PARENT] == (policies.task_role_policy(arn, writes_only_shorts=False),)
-    assert flow.documents[CHILD] == (policies.task_role_policy(arn, writes_only_shorts=True),)
+    assert flow.documents[PARENT] == (policies.task_role_policy(arn, "parent"),)
+    assert flow.documents[CHILD] == (policies.task_role_policy(arn, "child"),)
     calls = flow.recorder.calls
     without = check_calls(calls, flow.documents, bucket)
     assert {f.request.action for f in without} == {"kms:Decrypt", "kms:GenerateDataKey"}
@@ -292,7 +292,7 @@ def test_sse_kms_needs_the_key_in_every_policy(flow: Flow) -> None:
 
 def _with_key(bucket_arn: str, key: str) -> dict[str, Sequence[Document]]:
     return {
-        PARENT: [policies.task_role_policy(bucket_arn, writes_only_shorts=False, kms_key_arn=key)],
-        CHILD: [policies.task_role_policy(bucket_arn, writes_only_shorts=True, kms_key_arn=key)],
+        PARENT: [policies.task_role_policy(bucket_arn, "parent", kms_key_arn=key)],
+        CHILD: [policies.task_role_policy(bucket_arn, "child", kms_key_arn=key)],
         PERSON: [policies.warehouse_user_policy(bucket_arn, REF.user_id, kms_key_arn=key)],
     }

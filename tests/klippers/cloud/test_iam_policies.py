@@ -24,8 +24,8 @@ ACCOUNT = "123456789012"
 KEY = f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/0f0f0f0f-1111-2222-3333-444455556666"
 CLUSTER = f"arn:aws:ecs:eu-west-1:{ACCOUNT}:cluster/klippers-dev"
 
-PARENT = policies.task_role_policy(BUCKET_ARN, writes_only_shorts=False)
-CHILD = policies.task_role_policy(BUCKET_ARN, writes_only_shorts=True)
+PARENT = policies.task_role_policy(BUCKET_ARN, "parent")
+CHILD = policies.task_role_policy(BUCKET_ARN, "child")
 ALICE = policies.warehouse_user_policy(BUCKET_ARN, REF.user_id)
 
 INPUTS = (REF.original_video, REF.shorts_config, REF.thumbnail)
@@ -112,8 +112,8 @@ def test_the_user_reaches_only_their_own_folder() -> None:
 
 
 def test_the_warehouse_key_is_usable_only_through_s3_in_its_region() -> None:
-    parent = policies.task_role_policy(BUCKET_ARN, writes_only_shorts=False, kms_key_arn=KEY)
-    child = policies.task_role_policy(BUCKET_ARN, writes_only_shorts=True, kms_key_arn=KEY)
+    parent = policies.task_role_policy(BUCKET_ARN, "parent", kms_key_arn=KEY)
+    child = policies.task_role_policy(BUCKET_ARN, "child", kms_key_arn=KEY)
     user = policies.warehouse_user_policy(BUCKET_ARN, "alice", kms_key_arn=KEY)
     via_s3 = {"kms:ViaService": "s3.eu-west-1.amazonaws.com"}
 
@@ -134,7 +134,7 @@ def test_only_a_key_arn_names_the_warehouse_key() -> None:
     alias = f"arn:aws:kms:eu-west-1:{ACCOUNT}:alias/warehouse"
     for wrong in (alias, BUCKET_ARN):
         with pytest.raises(ValueError, match="kmsKeyArn: must be a KMS key ARN"):
-            policies.task_role_policy(BUCKET_ARN, writes_only_shorts=False, kms_key_arn=wrong)
+            policies.task_role_policy(BUCKET_ARN, "parent", kms_key_arn=wrong)
     china = "arn:aws-cn:kms:cn-north-1:123456789012:key/k"
     (statement,) = policies.kms_statement(china, ["kms:Decrypt"])["Condition"].values()
     assert statement == {"kms:ViaService": "s3.cn-north-1.amazonaws.com.cn"}
@@ -212,12 +212,8 @@ def program() -> ProgramPolicies:
 
 def test_the_program_gives_each_job_role_exactly_its_policy(program: ProgramPolicies) -> None:
     arn = program.bucket_arn
-    assert program.roles[PARENT_JOB_MODULE].policies == (
-        policies.task_role_policy(arn, writes_only_shorts=False),
-    )
-    assert program.roles[CHILD_JOB_MODULE].policies == (
-        policies.task_role_policy(arn, writes_only_shorts=True),
-    )
+    assert program.roles[PARENT_JOB_MODULE].policies == (policies.task_role_policy(arn, "parent"),)
+    assert program.roles[CHILD_JOB_MODULE].policies == (policies.task_role_policy(arn, "child"),)
     for role in program.roles.values():
         for document in role.policies:
             assert_least_privilege(document)
