@@ -42,15 +42,18 @@ from klippers.statemachine import (
     CHILD_NAMES,
     ERROR_BAD_INPUT,
     ERROR_JOB_FAILED,
+    ERROR_SHARD_FAILED,
     ERROR_TIMED_OUT,
+    FAILED_SHARD_FIELD,
     FAILED_SHORTS_FIELD,
     INPUT_USER_ID,
     INPUT_VIDEO_ID,
     OUTCOME_ERROR,
     OUTCOME_SEGMENT,
     PARENT_NAMES,
+    PLAN_NAMES,
     READ_CONFIG,
-    RUN_PARENT,
+    SHARD_NAMES,
     execution_input,
 )
 from klippers.storage import Storage, StorageError
@@ -362,10 +365,13 @@ ERROR_MEANINGS: Mapping[str, str] = {
     ERROR_BAD_INPUT: "bad input, not retried",
     ERROR_TIMED_OUT: "timed out, not retried",
     ERROR_JOB_FAILED: "failed after its retries",
+    ERROR_SHARD_FAILED: "a transcription window failed for good",
 }
 """What the definition's own errors say."""
-_JOB_STATES = {CHILD_NAMES.task, PARENT_NAMES.task}
-_WRAPPERS = {CHILD_NAMES.wrapper, PARENT_NAMES.wrapper}
+_JOB_ORDER = (PLAN_NAMES, SHARD_NAMES, PARENT_NAMES, CHILD_NAMES)
+"""The jobs in the order an execution runs them (failures are listed so)."""
+_JOB_STATES = {names.task: rank for rank, names in enumerate(_JOB_ORDER)}
+_WRAPPERS = {names.wrapper for names in _JOB_ORDER}
 _TASK_FAILURES = {
     "TaskFailed": "taskFailedEventDetails",
     "TaskTimedOut": "taskTimedOutEventDetails",
@@ -378,6 +384,7 @@ class JobFailure:
 
     state: str
     segment: int | None
+    """The short's segment, for a child."""
     attempts: int
     error: str
     exit_code: int | None
@@ -386,6 +393,8 @@ class JobFailure:
     task_arn: str | None
     recovered: bool = False
     """A later attempt of the same job succeeded."""
+    window: int | None = None
+    """The transcription window, for a shard."""
 
     @property
     def log_stream(self) -> str | None:
@@ -397,7 +406,11 @@ class JobFailure:
 
     def describe(self) -> str:
         """One line: which job, how many attempts, the exit code and what it means."""
-        where = self.state if self.segment is None else f"{self.state} segment {self.segment}"
+        where = self.state
+        if self.segment is not None:
+            where += f" segment {self.segment}"
+        if self.window is not None:
+            where += f" window {self.window}"
         tries = f"{self.attempts} failed attempt{'s' if self.attempts > 1 else ''}"
         if self.exit_code is not None:
             meaning = EXIT_MEANINGS.get(self.exit_code, "error")
@@ -466,7 +479,8 @@ def job_failures(events: list[dict[str, Any]]) -> tuple[JobFailure, ...]:
         entered, submitted = _attempt(event, by_id)
         if entered is None or entered.get("name") not in _JOB_STATES:
             continue
-        key = (entered["name"], _segment(entered.get("input")))
+        state_input = _json(entered.get("input"))
+        key = (entered["name"], _number(state_input, "segment"), _number(state_input, "shard"))
         previous = last.get(key)
         if event["type"] == "TaskSucceeded":
             if previous is not None:
@@ -475,7 +489,9 @@ def job_failures(events: list[dict[str, Any]]) -> tuple[JobFailure, ...]:
         details = event.get(_TASK_FAILURES[event["type"]]) or {}
         task = _task_description(details.get("cause")) or _submitted_task(submitted)
         last[key] = _job_failure(key, details, task, previous.attempts + 1 if previous else 1)
-    return tuple(sorted(last.values(), key=lambda f: (f.state != RUN_PARENT, f.segment or 0)))
+    return tuple(
+        sorted(last.values(), key=lambda f: (_JOB_STATES[f.state], f.window or 0, f.segment or 0))
+    )
 
 
 def _attempt(
@@ -496,7 +512,10 @@ def _attempt(
 
 
 def _job_failure(
-    key: tuple[str, int | None], details: Mapping[str, Any], task: Mapping[str, Any], attempts: int
+    key: tuple[str, int | None, int | None],
+    details: Mapping[str, Any],
+    task: Mapping[str, Any],
+    attempts: int,
 ) -> JobFailure:
     containers = task.get("Containers") or [{}]
     container = containers[0] if isinstance(containers[0], Mapping) else {}
@@ -510,13 +529,14 @@ def _job_failure(
         stopped_reason=container.get("Reason") or task.get("StoppedReason") or None,
         container=container.get("Name"),
         task_arn=task.get("TaskArn"),
+        window=key[2],
     )
 
 
-def _segment(state_input: Any) -> int | None:
-    document = _json(state_input)
-    segment = document.get("segment") if isinstance(document, Mapping) else None
-    return segment if isinstance(segment, int) and not isinstance(segment, bool) else None
+def _number(document: Any, field: str) -> int | None:
+    """The integer ``field`` of a state's input (a child's segment, a shard's window)."""
+    value = document.get(field) if isinstance(document, Mapping) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _json(text: Any) -> Any:
@@ -573,11 +593,13 @@ def _error_chain(document: Mapping[str, Any]) -> list[str]:
     chain: list[str] = []
     current: Any = document
     while isinstance(current, Mapping) and "Error" in current:
+        if isinstance(window := current.get(FAILED_SHARD_FIELD), int):
+            chain.append(f"window {window}")
         chain.append(str(current["Error"]))
         inner = current.get("Cause")
         task = _task_description(inner)
         if task is not None:
-            failure = _job_failure(("", None), {}, task, 1)
+            failure = _job_failure(("", None, None), {}, task, 1)
             code = "no exit code" if failure.exit_code is None else f"exit {failure.exit_code}"
             chain.append(f"{code}, {failure.stopped_reason or 'no stopped reason'}")
             break

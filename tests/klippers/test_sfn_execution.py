@@ -583,6 +583,17 @@ def test_a_window_failing_for_good_ends_in_shard_tasks_failed_naming_it(
     assert [r.env[ENV_SHARD] for r in cloud.runs_of(SHARD_FAMILY)].count("2") == attempts
     assert cloud.retry_waits == waits
     assert cloud.runs_of(PARENT_FAMILY) == []
+    reason, segments = describe_cause(result.cause)
+    assert reason is not None
+    assert segments == ()
+    assert reason.startswith(f"{sm.ERROR_SHARD_FAILED}: window 2: {error}"), reason
+    assert reason.endswith("(a transcription window failed for good)"), reason
+    (failure,) = job_failures(_history(cloud, result))
+    assert (failure.state, failure.window, failure.segment) == (sm.TRANSCRIBE_SHARD, 2, None)
+    assert (failure.attempts, failure.container) == (attempts, aws.SHARD_CONTAINER)
+    assert failure.describe().startswith(f"{sm.TRANSCRIBE_SHARD} window 2: exit ")
+    assert failure.log_stream is not None
+    assert failure.log_stream.startswith("shard/klippers-shard/")
 
 
 @pytest.mark.parametrize(
