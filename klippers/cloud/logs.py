@@ -8,7 +8,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from klippers.aws import JOB_STREAM_PREFIXES
@@ -93,6 +93,9 @@ _HISTORY_PAGE = 1000
 _MAX_DRAIN_POLLS = 500
 _LATE_MS = 10_000
 """How late (ms) a state machine log event may arrive after newer ones; queries look back so far."""
+_LATE_LINES = timedelta(minutes=1)
+"""After an execution ends, ``--follow`` waits for late lines only this long after its end."""
+_SETTLE_READS = 3
 
 
 @dataclass
@@ -131,6 +134,7 @@ class _Tail:
         self.jobs_group = jobs_group
         self.max_streams = max_streams
         self.start_ms = 0
+        self.stopped: datetime | None = None
         self._polls = 0
         self._last_history_id = 0
         self._streams: dict[str, _Stream] = {}
@@ -144,7 +148,12 @@ class _Tail:
         with aws_errors(f"describe execution {self.arn}"):
             described = self.sfn.describe_execution(executionArn=self.arn)
         self.start_ms = int(described["startDate"].timestamp() * 1000) - 1000
+        self.stopped = described.get("stopDate")
         return str(described["status"]) != "RUNNING"
+
+    def recently_ended(self, now: datetime) -> bool:
+        """Whether the execution ended so recently that lines may still be on their way."""
+        return self.stopped is not None and now - self.stopped < _LATE_LINES
 
     def find_streams(self) -> None:
         """Add the job log streams of the tasks that the history's new events mention."""
@@ -290,7 +299,8 @@ def log_lines(
     With ``follow`` it polls every ``poll_seconds`` while the execution runs; each poll reads
     only what is new, with at most ``max_streams`` job streams (the others at the next
     poll). Once the execution has ended, or without ``follow``, it reads everything left
-    and returns.
+    and returns; following an execution that ended less than a minute ago, it then waits
+    for lines still on their way to CloudWatch (:func:`_settle`).
     """
     tail = _Tail(sfn, logs, execution_arn, state_machine_group, jobs_group, max_streams)
     while True:
@@ -298,9 +308,22 @@ def log_lines(
         tail.find_streams()
         if ended or not follow:
             yield from tail.drain()
+            if follow and tail.recently_ended(datetime.now(UTC)):
+                yield from _settle(tail, poll_seconds, sleep)
             return
         yield from tail.poll()
         sleep(poll_seconds)
+
+
+def _settle(tail: _Tail, poll_seconds: float, sleep: Callable[[float], None]) -> Iterator[LogLine]:
+    """Read again after ``poll_seconds`` while the last read found late lines (a task's
+    last lines reach CloudWatch seconds after it stopped), at most ``_SETTLE_READS`` times."""
+    for _ in range(_SETTLE_READS):
+        sleep(poll_seconds)
+        late = list(tail.drain())
+        yield from late
+        if not late:
+            return
 
 
 def last_lines(logs: Any, group: str, stream: str, count: int = 10) -> list[str]:

@@ -33,12 +33,17 @@ class FakeSfn:
 
     def __init__(self) -> None:
         self.status = "RUNNING"
+        self.stopped: datetime | None = None
         self.events: list[dict[str, Any]] = []
         self.calls: Counter[str] = Counter()
 
     def describe_execution(self, executionArn: str) -> dict[str, Any]:
         self.calls["describe_execution"] += 1
-        return {"executionArn": executionArn, "startDate": START, "status": self.status}
+        described = {"executionArn": executionArn, "startDate": START, "status": self.status}
+        if self.status != "RUNNING":
+            self.stopped = self.stopped or datetime.now(UTC)
+            described["stopDate"] = self.stopped
+        return described
 
     def get_execution_history(
         self,
@@ -180,14 +185,15 @@ def test_follow_returns_new_lines_once_with_bounded_calls(logs: Any) -> None:
     got = [(line.source, line.message) for line in lines]
     assert sorted(got) == sorted(expected)
     assert len(got) == len(set(got)), "a line came twice"
-    assert len(per_poll) == 5  # four polls while running, then the final drain
-    for calls in per_poll[:-1]:
+    assert len(per_poll) == 6  # four polls while running, the final drain, a settle read
+    for calls in per_poll[:4]:
         assert calls["describe_execution"] == 1
         assert calls["get_execution_history"] == 1
         assert calls["filter_log_events"] == 1
         assert calls["get_log_events"] == 3
-    drain = per_poll[-1]
+    drain, settle = per_poll[4], per_poll[5]
     assert drain["describe_execution"] == 1
+    assert settle["describe_execution"] == settle["get_execution_history"] == 0
     assert drain["filter_log_events"] <= 4  # one query: 7 matching events, 2 a page
     assert drain["get_log_events"] <= 2 * (len(children) + 1) + 3
 
@@ -211,7 +217,8 @@ def test_a_stream_not_created_yet_is_read_later(logs: Any) -> None:
     stream = sfn.submit("late", CHILD_CONTAINER)
 
     def between(poll: int) -> None:
-        put(logs, JOBS_GROUP, stream, (poll, f"line {poll}"))
+        if poll <= 2:
+            put(logs, JOBS_GROUP, stream, (poll, f"line {poll}"))
         if poll == 2:
             sfn.status = "SUCCEEDED"
 
@@ -228,11 +235,44 @@ def test_history_is_read_from_the_newest_event_back_to_the_last_read(logs: Any) 
         put(logs, JOBS_GROUP, stream, (n, stream))
 
     def between(poll: int) -> None:
+        if poll > 1:
+            return
         late = sfn.submit("t-late", CHILD_CONTAINER)
         put(logs, JOBS_GROUP, late, (9, late))
         streams.append(late)
         sfn.status = "SUCCEEDED"
 
     lines, per_poll = follow(sfn, counting, between, max_streams=5)
-    assert [call["get_execution_history"] for call in per_poll] == [3, 1]
+    assert [call["get_execution_history"] for call in per_poll] == [3, 1, 0]
     assert sorted(line.message for line in lines) == sorted(streams)
+
+
+def test_follow_waits_for_the_last_lines_of_a_task_that_just_stopped(logs: Any) -> None:
+    """Lines reaching CloudWatch after the execution ended are still shown, and reading
+    stops once a read finds nothing new."""
+    sfn, counting = FakeSfn(), CountingLogs(logs)
+    stream = sfn.submit("p", PARENT_CONTAINER)
+    put(logs, JOBS_GROUP, stream, (1, "working"))
+    late = ["Traceback (most recent call last):", "klippers exited with 1"]
+
+    def between(poll: int) -> None:
+        if poll == 1:
+            sfn.status = "FAILED"
+        elif poll <= 1 + len(late):  # settle reads: one late line each
+            put(logs, JOBS_GROUP, stream, (10 + poll, late[poll - 2]))
+
+    lines, per_poll = follow(sfn, counting, between, max_streams=5)
+
+    assert [line.message for line in lines] == ["working", *late]
+    assert len(per_poll) == 2 + len(late) + 1  # poll, drain, a read per late line, a quiet read
+
+
+def test_follow_does_not_wait_on_an_execution_that_ended_long_ago(logs: Any) -> None:
+    sfn, counting = FakeSfn(), CountingLogs(logs)
+    put(logs, JOBS_GROUP, sfn.submit("p", PARENT_CONTAINER), (1, "done"))
+    sfn.status, sfn.stopped = "SUCCEEDED", datetime.now(UTC) - timedelta(minutes=10)
+
+    lines, per_poll = follow(sfn, counting, lambda poll: pytest.fail("waited"), max_streams=5)
+
+    assert [line.message for line in lines] == ["done"]
+    assert len(per_poll) == 1
