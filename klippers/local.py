@@ -40,7 +40,7 @@ from klippers.contract import (
     video_id_for,
 )
 from klippers.gallery import write_gallery
-from klippers.jobs.parent import ParentResult, read_manifest, run_parent
+from klippers.jobs.parent import ParentResult, decoded_audio, read_manifest, run_parent
 from klippers.jobs.runner import exit_code, require_free_space, scratch
 from klippers.selection.config import scorer_recipe
 from klippers.statemachine import CHILD_RETRY
@@ -190,13 +190,17 @@ def run_local(video: Path, out: Path, options: RunOptions, events: Events) -> Lo
     return LocalResult(ref, video_folder, parent, manifest, gallery, failed)
 
 
-def prepare_inputs(storage: Storage, ref: VideoRef, video: Path, options: RunOptions) -> None:
-    """Put the original, its config (merged with the options) and a thumbnail in place."""
+def prepare_inputs(storage: LocalStorage, ref: VideoRef, video: Path, options: RunOptions) -> None:
+    """Put the original, its config (merged with the options) and a thumbnail in place.
+
+    Before the original is copied, the disks must hold the copy, the shorts and its audio
+    decoded for transcription.
+    """
     if not storage.is_current(ref.original_video, video):
+        audio = decoded_audio(klipmedia.probe(video).duration)
         require_free_space(
-            storage.root,
-            video.stat().st_size + SHORTS_DISK_RESERVE,
-            f"a copy of {video.name} in the warehouse",
+            [(storage.root, video.stat().st_size + SHORTS_DISK_RESERVE), audio],
+            f"a copy of {video.name} in the warehouse, with its audio decoded",
             "free some, or give another --out folder",
         )
         storage.upload(video, ref.original_video)

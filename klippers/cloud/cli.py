@@ -582,8 +582,10 @@ def estimate(
 
 def _echo_sharding(common: dict[str, Any], single: Any) -> None:
     """Single-pass against sharded transcription (plan + shard tasks, then the parent)."""
+    from klippers.aws import SHARD_SIZE
     from klippers.cloud import cost
     from klippers.jobs.windows import shard_count_for
+    from klippers.workload import ASR_MEASURED_CORES
 
     hours = common["hours"]
     planned = shard_count_for(hours * 3600)
@@ -603,8 +605,8 @@ def _echo_sharding(common: dict[str, Any], single: Any) -> None:
     best = min((single, fastest), key=lambda e: (round(e.wall_seconds, 1), e.total_dollars))
     click.echo(
         f"recommended for {hours:g} h: {best.shards} window(s) "
-        f"(shards: {cost.SHARD_SIZE.vcpu:g} vCPU/{cost.SHARD_SIZE.memory_gb:g} GB, ASR at the "
-        f"speed measured on {cost.ASR_MEASURED_CORES} cores; each shard starts a task and "
+        f"(shards: {SHARD_SIZE.vcpu:g} vCPU/{SHARD_SIZE.memory_gb:g} GB, ASR at the "
+        f"speed measured on {ASR_MEASURED_CORES} cores; each shard starts a task and "
         "downloads the original)"
     )
 

@@ -1,5 +1,7 @@
 """The cost and latency model behind ``klip cloud estimate``: stage CPU -> wall time -> dollars.
 
+The measured CPU figures and the parent's stages are :mod:`klippers.workload`'s.
+
 Examples
 --------
 >>> round(estimate(hours=1, shorts=5).total_dollars, 3) <= TARGET_DOLLARS_PER_HOUR
@@ -9,7 +11,6 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,16 @@ from klippers.aws import (
 )
 from klippers.cloud.clients import CloudInputError
 from klippers.contract import MAX_SHARD_COUNT, SHARD_OVERLAP_SECONDS
+from klippers.workload import (
+    S3_MEGABYTES_PER_SECOND,
+    TASK_STARTUP_SECONDS,
+    Stage,
+    UnknownModelError,
+    asr_cpu_per_second,
+    asr_wall_seconds,
+    parent_stages,
+    wall_seconds,
+)
 
 PRICES_TAKEN = "2026-03"
 """When the prices below were read: aws.amazon.com/fargate/pricing and
@@ -45,33 +56,10 @@ PUBLIC_IPV4_HOUR = 0.005
 STEP_FUNCTIONS_TRANSITION = 0.025 / 1000
 """Standard workflows; S3 requests (a few dozen per run) are left out: well under $0.001."""
 
-ASR_RTF_TINY_EN_2_CORES = 0.036
-"""faster-whisper tiny.en int8: processing time / audio time on this machine's 2 cores."""
-ASR_MEASURED_CORES = 2
-ASR_MODEL_CPU_FACTOR: Mapping[str, float] = {
-    "tiny.en": 1.0,
-    "tiny": 1.0,
-    "base.en": 3.0,
-    "base": 3.0,
-    "small.en": 9.0,
-    "small": 9.0,
-}
-"""CPU relative to tiny.en. Only tiny.en is measured; base ~3x and small ~9x are estimates
-from the models' sizes (39 M, 74 M, 244 M parameters) and published relative speeds."""
-SMART_CUT_CPU_PER_SEGMENT_SECOND = 0.1
-"""Frame-accurate cut (re-encode of the GOP edges, copy between): measured on 2 cores,
-to be re-measured with the final cutter."""
 RENDER_CPU_PER_OUTPUT_SECOND = 1.1
 """Vertical 1080x1920 render, libx264 veryfast, captions: CPU seconds per output second."""
 REFRAME_CPU_PER_VIDEO_SECOND = 0.11
 """Face-following crop analysis of the segment a child renders, per second of video."""
-PARALLEL_EFFICIENCY = 0.75
-"""Assumed share of the extra vCPUs a stage turns into speed (not measured above 2 cores)."""
-TASK_STARTUP_SECONDS = 60.0
-"""Assumed Fargate start: ENI, image pull (~1.5 GB image with the ASR model), container start;
-billed (billing starts at the image pull)."""
-S3_MEGABYTES_PER_SECOND = 100.0
-"""Assumed S3 <-> Fargate throughput in one region."""
 VIDEO_MEGABITS_PER_SECOND = 5.0
 """Assumed bitrate of the uploaded 1080p original (the parent downloads all of it)."""
 SHORT_MEGABITS_PER_SECOND = 8.0
@@ -131,16 +119,6 @@ def _children_dollars(child: TaskSize, seconds: float, shorts: int, *, spot: boo
 
 
 SEED_SIZE = SEED_TASK_SIZE
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One stage of the model: where it runs, its CPU seconds and its wall seconds."""
-
-    name: str
-    task: str
-    cpu_seconds: float
-    wall_seconds: float
 
 
 @dataclass(frozen=True)
@@ -224,25 +202,11 @@ class Estimate:
         )
 
 
-def _wall(cpu_seconds: float, vcpu: float) -> float:
-    """Wall seconds of ``cpu_seconds`` of work on ``vcpu`` (one vCPU is fully used)."""
-    effective = 1 + (vcpu - 1) * PARALLEL_EFFICIENCY if vcpu > 1 else vcpu
-    return cpu_seconds / effective
-
-
-def _asr_wall(cpu_seconds: float, vcpu: float) -> float:
-    """Wall seconds of ASR: on the measured ``ASR_MEASURED_CORES`` at the measured speed,
-    each further vCPU adding ``PARALLEL_EFFICIENCY`` of one."""
-    if vcpu < ASR_MEASURED_CORES:
-        return _wall(cpu_seconds, vcpu)
-    return cpu_seconds / (ASR_MEASURED_CORES + (vcpu - ASR_MEASURED_CORES) * PARALLEL_EFFICIENCY)
-
-
 def _asr_cpu_per_second(model: str) -> float:
-    if model not in ASR_MODEL_CPU_FACTOR:
-        known = ", ".join(ASR_MODEL_CPU_FACTOR)
-        raise CloudInputError(f"no CPU figure for ASR model {model!r} (known: {known})")
-    return ASR_RTF_TINY_EN_2_CORES * ASR_MEASURED_CORES * ASR_MODEL_CPU_FACTOR[model]
+    try:
+        return asr_cpu_per_second(model)
+    except UnknownModelError as exc:
+        raise CloudInputError(str(exc)) from None
 
 
 def estimate(
@@ -268,7 +232,8 @@ def estimate(
     ``max_concurrency``) each start, download the original and transcribe their share plus
     the overlap on either side; then the parent (default ``SHARDED_PARENT_VCPU``) merges
     instead of transcribing. Shard ASR runs at the speed measured on ``ASR_MEASURED_CORES``
-    cores (:func:`_asr_wall`).
+    cores (:func:`~klippers.workload.asr_wall_seconds`); the parent's stages are
+    :func:`~klippers.workload.parent_stages`.
     """
     if not (math.isfinite(hours) and hours > 0):
         raise CloudInputError(f"hours must be a positive number (got {hours})")
@@ -293,41 +258,40 @@ def estimate(
         parent = parent or best.parent
         child = child or best.child
     video_seconds = hours * 3600
-    segment_seconds = shorts * short_seconds
-    asr_cpu = video_seconds * _asr_cpu_per_second(asr_model)
-    cut_cpu = segment_seconds * SMART_CUT_CPU_PER_SEGMENT_SECOND
+    asr_per_second = _asr_cpu_per_second(asr_model)
     reframe_cpu = short_seconds * REFRAME_CPU_PER_VIDEO_SECOND
     render_cpu = short_seconds * RENDER_CPU_PER_OUTPUT_SECOND
     original_mb = video_seconds * VIDEO_MEGABITS_PER_SECOND / 8
     short_mb = short_seconds * SHORT_MEGABITS_PER_SECOND / 8
     download = original_mb / S3_MEGABYTES_PER_SECOND
-    transcribe = (
-        Stage(f"transcribe ({asr_model})", "parent", asr_cpu, _wall(asr_cpu, parent.vcpu)),
-    )
     sharding: tuple[Stage, ...] = ()
     if shards > 1:
-        window_seconds = video_seconds / shards + 2 * SHARD_OVERLAP_SECONDS
-        shard_cpu = window_seconds * _asr_cpu_per_second(asr_model)
+        shard_cpu = (video_seconds / shards + 2 * SHARD_OVERLAP_SECONDS) * asr_per_second
         sharding = (
             Stage("start", "plan", 0.0, TASK_STARTUP_SECONDS),
             Stage("download original", "plan", 0.0, download),
             Stage("start", "shard", 0.0, TASK_STARTUP_SECONDS),
             Stage("download original", "shard", 0.0, download),
             Stage(
-                f"transcribe ({asr_model})", "shard", shard_cpu, _asr_wall(shard_cpu, shard.vcpu)
+                f"transcribe ({asr_model})",
+                "shard",
+                shard_cpu,
+                asr_wall_seconds(shard_cpu, shard.vcpu),
             ),
         )
-        transcribe = (Stage("merge windows", "parent", 0.0, 0.0),)
     stages = (
         *sharding,
-        Stage("start", "parent", 0.0, TASK_STARTUP_SECONDS),
-        Stage("download original", "parent", 0.0, download),
-        *transcribe,
-        Stage("smart cut", "parent", cut_cpu, _wall(cut_cpu, parent.vcpu)),
-        Stage("upload segments", "parent", 0.0, shorts * short_mb / S3_MEGABYTES_PER_SECOND),
+        *parent_stages(
+            vcpu=parent.vcpu,
+            original_megabytes=original_mb,
+            audio_seconds=video_seconds,
+            asr_model=None if shards > 1 else asr_model,
+            segment_seconds=shorts * short_seconds,
+            segment_megabytes=shorts * short_mb,
+        ),
         Stage("start", "child", 0.0, TASK_STARTUP_SECONDS),
-        Stage("reframe analysis", "child", reframe_cpu, _wall(reframe_cpu, child.vcpu)),
-        Stage("render", "child", render_cpu, _wall(render_cpu, child.vcpu)),
+        Stage("reframe analysis", "child", reframe_cpu, wall_seconds(reframe_cpu, child.vcpu)),
+        Stage("render", "child", render_cpu, wall_seconds(render_cpu, child.vcpu)),
         Stage("transfer short", "child", 0.0, 2 * short_mb / S3_MEGABYTES_PER_SECOND),
     )
     seconds = {task: sum(s.wall_seconds for s in stages if s.task == task) for task in _TASKS}

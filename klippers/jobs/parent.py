@@ -9,6 +9,10 @@ the ASR settings changed; the segments when the original, the transcript or the 
 request changed; the thumbnail when the original changed. A segment whose files changed
 takes its short with it, and segments and shorts beyond the new count are removed. When
 nothing changed, the original is neither downloaded nor hashed again.
+
+Before decoding the audio, the parent refuses (exit 2) a video whose decoded audio and
+segments do not fit on its disk or, with ``KLIPPERS_PARENT_TIMEOUT_SECONDS`` set (the
+cloud's attempt limit), whose attempt :mod:`klippers.workload` models as longer than that.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,6 +35,7 @@ from klippers.asr.loudness import loudness_of_samples
 from klippers.asr.subtitles import write_transcript_files
 from klippers.asr.transcribe import (
     SAMPLE_RATE,
+    cpu_cores,
     decode_audio,
     load_transcriber,
     resolve_backend,
@@ -37,6 +43,7 @@ from klippers.asr.transcribe import (
 )
 from klippers.asr.transcript import Transcript
 from klippers.contract import (
+    ENV_PARENT_TIMEOUT,
     MANIFEST,
     ORIGINAL_VIDEO,
     ORIGINAL_WORDS,
@@ -62,7 +69,7 @@ from klippers.jobs.runner import (
 from klippers.jobs.segments import write_manifest, write_segments
 from klippers.jobs.windows import merged_transcript
 from klippers.selection.config import scorer_from_config, scorer_recipe
-from klippers.selection.highlights import select_highlights
+from klippers.selection.highlights import MAX_AUTO_SEGMENTS, select_highlights
 from klippers.storage import (
     Fingerprint,
     Storage,
@@ -71,14 +78,30 @@ from klippers.storage import (
     file_sha256,
     read_if_exists,
 )
+from klippers.workload import ASR_MODEL_CPU_FACTOR, parent_stages
 
 log = logging.getLogger(__name__)
 
 Stage = Callable[[str], None]
 """Called with the name of each stage as it starts (for progress displays)."""
-DISK_PER_ORIGINAL_BYTE = 1.25
-"""Scratch disk the parent needs per byte of a downloaded original: the copy, and segments
-cut from it (with smart cutting, most of their bytes are the original's packets)."""
+SEGMENT_BYTES_PER_ORIGINAL_BYTE = 0.25
+"""Scratch disk the segments cut from an original take per byte of it (with smart cutting,
+most of their bytes are the original's packets)."""
+DISK_PER_ORIGINAL_BYTE = 1 + SEGMENT_BYTES_PER_ORIGINAL_BYTE
+"""Scratch disk the parent needs per byte of a downloaded original: the copy and segments."""
+DECODED_AUDIO_BYTES_PER_SECOND = SAMPLE_RATE * np.dtype(np.float32).itemsize
+"""Disk the decoded audio takes per second of the original (16 kHz mono float32, about
+230 MB an hour): an unnamed file in the temp folder (:func:`decode_audio`)."""
+DISK_REMEDY = "free some, or on the cloud raise the stack's parentStorageGib"
+TIME_REMEDY = (
+    "raise the stack's parentTimeoutSeconds, give the parent more vCPUs (parentCpu), "
+    "transcribe in windows on parallel tasks (shardTranscription), "
+    "or use a smaller ASR model (asrModel)"
+)
+
+
+class TimeLimitError(JobInputError):
+    """The attempt is modelled to take longer than its time limit: refused before transcribing."""
 
 
 @dataclass(frozen=True)
@@ -141,10 +164,9 @@ class Original:
     def _download(self) -> Path:
         size = self.fingerprint().size
         require_free_space(
-            self._workdir,
-            math.ceil(size * DISK_PER_ORIGINAL_BYTE),
+            [(self._workdir, math.ceil(size * DISK_PER_ORIGINAL_BYTE))],
             f"{self._storage.describe(self._key)} ({size / 1e9:.1f} GB) with its segments",
-            "free some, or on the cloud raise the stack's parentStorageGib",
+            DISK_REMEDY,
         )
         self._report("download")
         return self._storage.download(self._key, self._workdir / ORIGINAL_VIDEO)
@@ -167,6 +189,102 @@ class _Speech:
         return cls(transcript, loudness_of_samples(audio, SAMPLE_RATE))
 
 
+@dataclass(frozen=True)
+class _Attempt:
+    """One attempt at a video, for the checks made before its audio is decoded: the original
+    (as :meth:`Storage.describe` names it, and its bytes), the request, the scratch folder
+    and the time limit in seconds (None: none)."""
+
+    original: str
+    size: int
+    config: ShortsConfig
+    workdir: Path
+    time_limit: int | None
+
+    def require_disk(self, duration: float) -> None:
+        """:class:`DiskSpaceError` unless the audio of ``duration`` seconds, decoded, and
+        the segments still to be cut fit (a downloaded original is on the disk already)."""
+        segments = math.ceil(self.size * SEGMENT_BYTES_PER_ORIGINAL_BYTE)
+        audio = decoded_audio(duration)
+        require_free_space(
+            [audio, (self.workdir, segments)],
+            f"{self.original} ({duration / 60:.1f} min) decoded for transcription "
+            f"({audio[1] / 1e9:.1f} GB) with its segments",
+            DISK_REMEDY,
+        )
+
+    def require_time(self, duration: float, asr_model: str | None) -> None:
+        """:class:`TimeLimitError` when the attempt, as :func:`~klippers.workload.parent_stages`
+        models it on the cores the ASR uses, takes longer than the limit.
+
+        ``asr_model`` None: nothing is transcribed (the transcript is current, or merged from
+        windows). The model is an expectation, not a bound, and it is taken as it is, with
+        no margin: a video is refused when, by the model, the limit would cut it off before
+        the end; one modelled just within the limit may still run out of time.
+        """
+        if self.time_limit is None:
+            return
+        cores = cpu_cores()
+        model = None if asr_model is None else figured_model(asr_model)
+        target = self.config.target_short_video_duration_in_seconds
+        segment_seconds = min(duration, (self.config.segment_count or MAX_AUTO_SEGMENTS) * target)
+        share = segment_seconds / duration if duration > 0 else 0.0
+        stages = parent_stages(
+            vcpu=cores,
+            original_megabytes=self.size / 1e6,
+            audio_seconds=duration,
+            asr_model=model,
+            segment_seconds=segment_seconds,
+            segment_megabytes=self.size / 1e6 * share,
+        )
+        modelled = sum(stage.wall_seconds for stage in stages)
+        asr = [stage for stage in stages if stage.name.startswith("transcribe")]
+        transcribing = (
+            f"transcribing at {model}'s speed: {_minutes(asr[0].wall_seconds)}"
+            if asr
+            else "nothing to transcribe"
+        )
+        log.info("this attempt is modelled to take %s (%s)", _minutes(modelled), transcribing)
+        if modelled > self.time_limit:
+            raise TimeLimitError(
+                f"{self.original} lasts {_minutes(duration)}: one parent attempt on {cores} "
+                f"cores is modelled to take {_minutes(modelled)} ({transcribing}), more than "
+                f"its time limit of {_minutes(self.time_limit)} (stack config "
+                f"parentTimeoutSeconds, {ENV_PARENT_TIMEOUT}={self.time_limit}): {TIME_REMEDY}"
+            )
+
+
+def decoded_audio(duration: float) -> tuple[Path, int]:
+    """Where :func:`decode_audio` puts the audio of ``duration`` seconds (the temp folder)
+    and the bytes it takes there."""
+    return Path(tempfile.gettempdir()), math.ceil(duration * DECODED_AUDIO_BYTES_PER_SECOND)
+
+
+def figured_model(model: str) -> str:
+    """The ASR model whose CPU figure stands for ``model``: itself, or the one its folder is
+    named after; else the fastest (the cloud image's folder is not named after its model),
+    so that a model without a figure never makes the time model refuse more."""
+    name = Path(model).name
+    if name in ASR_MODEL_CPU_FACTOR:
+        return name
+    return min(ASR_MODEL_CPU_FACTOR, key=ASR_MODEL_CPU_FACTOR.__getitem__)
+
+
+def time_limit(env: Mapping[str, str]) -> int | None:
+    """One parent attempt's limit in seconds from ``KLIPPERS_PARENT_TIMEOUT_SECONDS``; None
+    when it is not set (the local engine)."""
+    raw = env.get(ENV_PARENT_TIMEOUT, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise JobInputError(f"{ENV_PARENT_TIMEOUT} must be a whole number of seconds (got {raw!r})")
+    return int(raw)
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min"
+
+
 def run_parent(
     ref: VideoRef,
     storage: Storage,
@@ -175,14 +293,22 @@ def run_parent(
     asr_model: str | None = None,
     cut: CutSettings | None = None,
     stage: Stage | None = None,
+    time_limit: int | None = None,
 ) -> ParentResult:
-    """Transcribe, choose and cut the segments of one video in the warehouse."""
+    """Transcribe, choose and cut the segments of one video in the warehouse.
+
+    ``time_limit``: the attempt's limit in seconds; a video it is modelled not to fit is
+    refused (:class:`TimeLimitError`) before it is transcribed.
+    """
     report = stage or (lambda name: None)
     config = read_config(storage, ref)
     scorer = scorer_from_config(config.scorer)  # before any work: a bad LLM setup fails fast
     scoring = scorer_recipe(config.scorer)
     original = Original(storage, ref, workdir, report)
     source = original.identity()
+    attempt = _Attempt(
+        storage.describe(ref.original_video), source["size"], config, workdir, time_limit
+    )
     present = set(storage.list(ref.prefix))
     previous = read_manifest(storage, ref)
     if ref.thumbnail in present:
@@ -194,7 +320,7 @@ def run_parent(
     else:
         video = original.path()
         report("transcribe")
-        speech, words_sha256 = _transcribe(storage, ref, video, transcript_inputs, workdir)
+        speech, words_sha256 = _transcribe(storage, ref, video, transcript_inputs, attempt)
     settings = cut or CutSettings()
     request = _request(config, previous, scoring)
     inputs = {
@@ -211,6 +337,9 @@ def run_parent(
     video = original.path()
     report("select")
     if speech is None:
+        duration = probe_speech(storage, ref, video).duration
+        attempt.require_disk(duration)
+        attempt.require_time(duration, None)
         speech = _Speech.of(_read_transcript(storage, ref), decode_audio(video))
     result = select_highlights(
         speech.transcript,
@@ -306,20 +435,25 @@ def probe_speech(storage: Storage, ref: VideoRef, video: Path) -> klipmedia.Medi
 
 
 def _transcribe(
-    storage: Storage, ref: VideoRef, video: Path, inputs: Mapping[str, Any], workdir: Path
+    storage: Storage, ref: VideoRef, video: Path, inputs: Mapping[str, Any], attempt: _Attempt
 ) -> tuple[_Speech, str]:
     """Transcribe ``video`` (or merge its current transcription windows, see
     :mod:`klippers.jobs.windows`), publish the files that changed (the recipe last); return
-    the speech and the SHA-256 of the words file."""
-    probe_speech(storage, ref, video)
+    the speech and the SHA-256 of the words file.
+
+    The disk is checked before the audio is decoded, the time once it is known whether the
+    windows are merged (decoding takes seconds an hour of audio)."""
+    duration = probe_speech(storage, ref, video).duration
+    attempt.require_disk(duration)
     audio = decode_audio(video)
     asr = inputs["asr"]
     transcript = merged_transcript(storage, ref, inputs, audio.size / SAMPLE_RATE)
+    attempt.require_time(duration, asr["model"] if transcript is None else None)
     if transcript is None:
         transcriber = load_transcriber(asr["backend"], asr["model"])
         log.info("transcribing %.1f s of audio from %s", audio.size / SAMPLE_RATE, video)
         transcript = transcriber.transcribe(audio, language=asr["language"])
-    files = write_transcript_files(transcript, workdir / "transcript")
+    files = write_transcript_files(transcript, attempt.workdir / "transcript")
     keys = {"srt": ref.original_srt, "text": ref.original_txt, "words": ref.original_words}
     storage.delete(ref.transcript_recipe)
     for kind, key in keys.items():
@@ -420,8 +554,9 @@ def _record_count(storage: Storage, ref: VideoRef, config: ShortsConfig, count: 
 
 def run_job(env: Mapping[str, str]) -> ParentResult:
     job = JobEnvironment.from_env(env)
+    limit = time_limit(env)
     with scratch(job.workdir) as folder:
-        return run_parent(job.ref, job.storage(), Path(folder))
+        return run_parent(job.ref, job.storage(), Path(folder), time_limit=limit)
 
 
 def main() -> int:

@@ -8,7 +8,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -76,21 +76,29 @@ class JobInputError(ValueError):
 
 
 class DiskSpaceError(JobInputError):
-    """An input is too big for the disk the job has: refused before any copy."""
+    """An input is too big for the disk the job has: refused before it is copied or decoded."""
 
 
-def require_free_space(folder: Path, needed: int, what: str, remedy: str) -> None:
-    """Raise :class:`DiskSpaceError` unless the disk of ``folder`` has ``needed`` bytes free.
+def require_free_space(needs: Iterable[tuple[Path, int]], what: str, remedy: str) -> None:
+    """Raise :class:`DiskSpaceError` unless every disk has the bytes ``needs`` asks of its
+    folders (``(folder, bytes)`` pairs, summed per disk; a folder not made yet is on its
+    nearest existing parent's).
 
     ``what`` names what needs the space, ``remedy`` says which setting gives more.
     """
-    existing = next(p for p in (folder, *folder.parents) if p.exists())
-    free = shutil.disk_usage(existing).free
-    if free < needed:
-        raise DiskSpaceError(
-            f"{what} needs about {_gigabytes(needed)} of disk, but {existing} has only "
-            f"{_gigabytes(free)} free: {remedy}"
-        )
+    disks: dict[int, tuple[Path, int]] = {}
+    for folder, needed in needs:
+        existing = next(p for p in (folder, *folder.parents) if p.exists())
+        device = existing.stat().st_dev
+        first, total = disks.get(device, (existing, 0))
+        disks[device] = (first, total + needed)
+    for existing, needed in disks.values():
+        free = shutil.disk_usage(existing).free
+        if free < needed:
+            raise DiskSpaceError(
+                f"{what} needs about {_gigabytes(needed)} of disk, but {existing} has only "
+                f"{_gigabytes(free)} free: {remedy}"
+            )
 
 
 def _gigabytes(size: int) -> str:

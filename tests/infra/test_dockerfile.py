@@ -109,6 +109,8 @@ def test_asr_model_is_baked_in_through_the_build_argument(
     env = env_of(stage)
     model_dir = env[ENV_ASR_MODEL]
     assert model_dir.startswith("/")
+    # named after the model: the parent's time limit check figures the model by that name
+    assert model_dir.endswith(f"/${{{ASR_MODEL_ARG}}}")
     (download,) = [ins for ins in stage if ins.keyword == "RUN" and "download_model" in ins.args]
     assert f"${{{ASR_MODEL_ARG}}}" in download.args
     assert f"${{{ENV_ASR_MODEL}}}" in download.args

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -25,7 +26,6 @@ from klippers.cloud.cost import (
     FARGATE_VCPU_HOUR,
     FARGATE_VCPU_QUOTA,
     LATENCY_HEADROOM,
-    PARALLEL_EFFICIENCY,
     PARENT_STORAGE_GB,
     PRICES_TAKEN,
     PUBLIC_IPV4_HOUR,
@@ -39,6 +39,7 @@ from klippers.cloud.cost import (
     recommend,
     task_dollars,
 )
+from klippers.workload import PARALLEL_EFFICIENCY
 
 
 def klip(*args: str) -> Result:
@@ -73,7 +74,7 @@ def test_estimate_follows_the_model() -> None:
 
 
 def test_doubling_shorts_doubles_child_cpu_and_adds_waves() -> None:
-    sizes = {"parent": TaskSize(4, 8), "child": TaskSize(1, 3)}
+    sizes: dict[str, Any] = {"parent": TaskSize(4, 8), "child": TaskSize(1, 3)}
     five = estimate(hours=1, shorts=5, **sizes)
     ten = estimate(hours=1, shorts=10, **sizes)
     assert ten.child_cpu_seconds == pytest.approx(2 * five.child_cpu_seconds)
@@ -259,13 +260,9 @@ def test_spot_saves_most_of_the_childrens_cost_of_the_default_estimate() -> None
 
 def test_sharded_estimate_adds_plan_and_shard_tasks_and_frees_the_parent() -> None:
     from klippers.aws import SHARD_SIZE
-    from klippers.cloud.cost import (
-        ASR_MEASURED_CORES,
-        STATE_TRANSITIONS_PER_SHARD,
-        STATE_TRANSITIONS_SHARDED_FIXED,
-        TASK_STARTUP_SECONDS,
-    )
+    from klippers.cloud.cost import STATE_TRANSITIONS_PER_SHARD, STATE_TRANSITIONS_SHARDED_FIXED
     from klippers.contract import SHARD_OVERLAP_SECONDS
+    from klippers.workload import ASR_MEASURED_CORES, TASK_STARTUP_SECONDS
 
     single = estimate(hours=2, shorts=5, asr_model="tiny.en")
     sharded = estimate(hours=2, shorts=5, asr_model="tiny.en", shards=4, child=single.child)
