@@ -4,6 +4,8 @@ and a video too big for the warehouse's disk is refused before any copy."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from klippers.cli import cli
 from klippers.contract import EXIT_BAD_INPUT
 from klippers.local import RENDER_MEMORY_BYTES, available_memory, default_workers
 from tests.support.talk import talk_video
+from tests.support.whisper_models import ct2_tiny_en_path
 
 GIB = 2**30
 
@@ -85,3 +88,64 @@ def test_a_video_bigger_than_the_free_disk_is_refused_before_any_copy(
     assert "needs about" in result.output
     assert "--out" in result.output
     assert not [p for p in out.rglob("*") if p.is_file()]
+
+
+_FRAGMENTED_HEAP = """
+import sys
+from klippers.local import release_freed_memory
+
+def anon_kib():
+    for line in open("/proc/self/status"):
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1])
+
+chunks = [bytearray(64 * 1024) for _ in range(3000)]  # ~190 MB of heap, not mmapped
+keep = chunks[-1]  # pins the top of the heap: glibc does not shrink it on free
+del chunks
+before = anon_kib()
+released = release_freed_memory()
+print(released, before, anon_kib())
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads Linux's /proc")
+def test_memory_freed_before_the_renders_goes_back_to_the_system() -> None:
+    """What glibc keeps of a freed heap (the parent's ASR buffers) is returned, so render
+    workers can use it; ``run_local`` calls this between the parent and the renders."""
+    done = subprocess.run(
+        [sys.executable, "-c", _FRAGMENTED_HEAP], capture_output=True, text=True, check=True
+    )
+    released, before, after = done.stdout.split()
+    assert released == "True"
+    assert int(before) - int(after) > 100_000, (before, after)
+
+
+def test_run_local_releases_memory_between_the_parent_and_the_renders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(local, "run_parent", _recording(local.run_parent, "parent", calls))
+    monkeypatch.setattr(local, "release_freed_memory", lambda: calls.append("release"))
+    monkeypatch.setattr(local, "render_children", lambda *a: calls.append("render") or {})
+    monkeypatch.setenv("KLIPPERS_ASR_MODEL", str(ct2_tiny_en_path()))
+
+    local.run_local(talk_video(), tmp_path, local.RunOptions(shorts=1), _NoEvents())
+
+    assert calls == ["parent", "release", "render"]
+
+
+def _recording(function: Any, name: str, calls: list[str]) -> Any:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        result = function(*args, **kwargs)
+        calls.append(name)
+        return result
+
+    return wrapper
+
+
+class _NoEvents:
+    def stage(self, name: str) -> None:
+        pass
+
+    def shorts_planned(self, count: int) -> None:
+        pass
