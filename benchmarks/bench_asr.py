@@ -20,7 +20,15 @@ to share; runs are interleaved and the median per count is compared with one wor
 
 Accuracy: each real recording is transcribed by our pipeline and by
 ``WhisperModel.transcribe(audio)`` with the library's defaults, on the same model, and the
-pooled WER of both is recorded. Figures are printed and written as JSON.
+pooled WER of both is recorded.
+
+Greedy against beam search: our faster-whisper pipeline with ``beam_size=1`` and with 5
+(``--beams``) transcribes every real recording, the beam widths taking turns (A B A B...,
+``--beam-repeats`` rounds after one warm-up each). Recorded per width: the pooled WER of
+every round (greedy decoding that fails Whisper's checks falls back to sampling, so it
+varies) and the median wall time per input minute; and each round's beam-5 / greedy time
+ratio, with their median (the pair ran under the same machine load).
+``--parts`` runs a subset (e.g. ``--parts beams``). Figures are printed and written as JSON.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_RTF = 0.12
+PARTS = ("backends", "curve", "library", "beams")
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -49,6 +58,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--backends", nargs="+", default=["faster-whisper", "whisper-timestamped"])
     parser.add_argument("--curve-window", type=float, default=20.0, help="seconds per window")
     parser.add_argument("--curve-repeats", type=int, default=3, help="timed runs per count")
+    parser.add_argument("--beams", nargs=2, type=int, default=[1, 5], help="widths compared")
+    parser.add_argument("--beam-repeats", type=int, default=5, help="timed rounds per width")
+    parser.add_argument("--beam-models", nargs="+", default=["tiny.en"], help="CT2 models")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     return parser.parse_args(argv)
 
 
@@ -56,7 +69,7 @@ def _boundary_error(transcript: Any, clip: Any) -> float | None:
     """Worst |start/end - truth| over sentences, or None when the sentence counts differ."""
     if len(transcript.sentences) != len(clip.sentences):
         return None
-    worst = max(
+    worst: float = max(
         max(abs(found.start - truth.start), abs(found.end - truth.end))
         for found, truth in zip(transcript.sentences, clip.sentences, strict=True)
     )
@@ -210,6 +223,87 @@ def wer_against_library(recordings: list[Any], threads: int) -> dict[str, Any]:
     }
 
 
+def _model_path(name: str) -> str:
+    """The offline CTranslate2 folder for ``tiny.en``; any other name is the backend's own."""
+    from tests.support.whisper_models import ct2_tiny_en_path
+
+    return str(ct2_tiny_en_path()) if name == "tiny.en" else name
+
+
+Round = tuple[list[float], list[float]]
+"""Wall seconds and WER of each recording in one transcription of all of them."""
+
+
+def beam_comparison(
+    recordings: list[Any], model: str, beams: list[int], repeats: int, threads: int
+) -> dict[str, Any]:
+    """Pooled WER and interleaved wall times of our pipeline at each beam width in ``beams``."""
+    from klippers.asr.transcribe import SAMPLE_RATE, load_transcriber
+    from tests.support.speech import normalise_words, word_error_rate
+
+    loaded = {
+        b: load_transcriber("faster-whisper", _model_path(model), beam_size=b, threads=threads)
+        for b in beams
+    }
+
+    def transcribe_all(beam: int) -> Round:
+        walls, wers = [], []
+        for recording, audio in recordings:
+            started = time.perf_counter()
+            text = loaded[beam].transcribe(audio).text
+            walls.append(time.perf_counter() - started)
+            wers.append(word_error_rate(recording.text, text))
+        return walls, wers
+
+    for b in beams:  # warm-up
+        transcribe_all(b)
+    rounds: dict[int, list[Round]] = {b: [] for b in beams}
+    for _ in range(repeats):  # interleaved: A B A B ...
+        for b in beams:
+            rounds[b].append(transcribe_all(b))
+    seconds = sum(audio.size for _, audio in recordings) / SAMPLE_RATE
+    words = [len(normalise_words(r.text)) for r, _ in recordings]
+    names = [r.name for r, _ in recordings]
+    ratios = [
+        round(sum(wide) / sum(narrow), 3)
+        for (narrow, _), (wide, _) in zip(rounds[beams[0]], rounds[beams[1]], strict=True)
+    ]
+    return {
+        "model": model,
+        "threads": threads,
+        "audio_s": round(seconds, 3),
+        "words": sum(words),
+        "repeats": repeats,
+        "beams": {str(b): _beam_row(rounds[b], names, words, seconds) for b in beams},
+        "speedup_median": round(statistics.median(ratios), 3),
+        "speedup_per_round": ratios,
+    }
+
+
+def _beam_row(
+    rounds: list[Round], names: list[str], words: list[int], seconds: float
+) -> dict[str, Any]:
+    """Times and pooled WER (which varies: temperature fallback samples) over the rounds."""
+    walls = [sum(w) for w, _ in rounds]
+    wers = [
+        sum(e * n for e, n in zip(errors, words, strict=True)) / sum(words) for _, errors in rounds
+    ]
+    return {
+        "runs_s": [round(w, 3) for w in walls],
+        "median_s": round(statistics.median(walls), 3),
+        "s_per_input_minute": round(statistics.median(walls) / seconds * 60, 3),
+        "wer_runs": [round(e, 4) for e in wers],
+        "wer_median": round(statistics.median(wers), 4),
+        "recordings": {
+            name: {
+                "median_s": round(statistics.median(w[k] for w, _ in rounds), 3),
+                "wer_runs": [round(e[k], 4) for _, e in rounds],
+            }
+            for k, name in enumerate(names)
+        },
+    }
+
+
 def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -223,32 +317,53 @@ def _versions() -> dict[str, str]:
 
 
 def _report(results: dict[str, Any]) -> str:
-    lines = [f"audio {results['audio_s']:.1f} s, {results['threads']} threads"]
-    for row in results["backends"]:
+    lines = [f"{results['threads']} threads"]
+    if "backends" in results:
+        lines.append(f"espeak-ng clip {results['audio_s']:.1f} s:")
+    for row in results.get("backends", ()):
         lines.append(
             f"{row['backend']:>20}: RTF min {row['rtf_min']:.3f} median {row['rtf_median']:.3f}"
             f"  WER {row['wer']:.3f}  boundary err {row['max_boundary_error_s']}"
             f"  (load {row['load_s']:.1f} s, warm-up {row['warmup_s']:.1f} s)"
         )
-    lines.append(
-        f"default ({results['default_backend']}) meets RTF <= {TARGET_RTF}: "
-        f"{results['default_meets_target']}"
-    )
-    curve = results["speedup_curve"]
-    lines.append(
-        f"speed-up over {curve['audio_s']:.0f} s of real speech, {curve['windows']} windows, "
-        f"{curve['cores']} cores:"
-    )
-    for point in curve["points"]:
+    if "default_meets_target" in results:
         lines.append(
-            f"  {point['workers']} worker(s) x {point['threads_per_worker']} thread(s): "
-            f"median {point['median_s']:.2f} s, RTF {point['rtf']:.3f}, x{point['speedup']:.2f}"
+            f"default ({results['default_backend']}) meets RTF <= {TARGET_RTF}: "
+            f"{results['default_meets_target']}"
         )
-    wer = results["real_speech_wer"]
-    lines.append(
-        f"real speech ({wer['words']} words) WER: ours {wer['ours']:.4f}, "
-        f"faster-whisper defaults {wer['library_defaults']:.4f}"
-    )
+    if "speedup_curve" in results:
+        curve = results["speedup_curve"]
+        lines.append(
+            f"speed-up over {curve['audio_s']:.0f} s of real speech, {curve['windows']} windows, "
+            f"{curve['cores']} cores:"
+        )
+        for point in curve["points"]:
+            lines.append(
+                f"  {point['workers']} worker(s) x {point['threads_per_worker']} thread(s): "
+                f"median {point['median_s']:.2f} s, RTF {point['rtf']:.3f}, x{point['speedup']:.2f}"
+            )
+    if "real_speech_wer" in results:
+        wer = results["real_speech_wer"]
+        lines.append(
+            f"real speech ({wer['words']} words) WER: ours {wer['ours']:.4f}, "
+            f"faster-whisper defaults {wer['library_defaults']:.4f}"
+        )
+    for cmp in results.get("beam_comparison", ()):
+        lines.append(
+            f"{cmp['model']} on real speech ({cmp['audio_s']:.0f} s, {cmp['words']} words), "
+            f"{cmp['repeats']} interleaved rounds:"
+        )
+        for beam, row in cmp["beams"].items():
+            lines.append(
+                f"  beam {beam}: WER median {row['wer_median']:.4f} "
+                f"({min(row['wer_runs']):.4f} to {max(row['wer_runs']):.4f}), "
+                f"median {row['median_s']:.2f} s ({row['s_per_input_minute']:.2f} s per input "
+                "minute)"
+            )
+        lines.append(
+            f"  wider / narrower beam time per round: median x{cmp['speedup_median']:.2f} "
+            f"({min(cmp['speedup_per_round']):.2f} to {max(cmp['speedup_per_round']):.2f})"
+        )
     return "\n".join(lines)
 
 
@@ -256,15 +371,47 @@ def main(argv: list[str] | None = None) -> None:
     """Run the benchmark and write its JSON figures."""
     sys.path.insert(0, str(ROOT))  # tests.support provides the clip and the offline models
     from klippers.asr.subtitles import write_atomic
+    from klippers.asr.transcribe import DEFAULT_BACKEND
+
+    args = _parse_args(argv)
+    load_before = os.getloadavg()
+    results: dict[str, Any] = {
+        "benchmark": "asr",
+        "threads": args.threads,
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "versions": _versions(),
+        "default_backend": DEFAULT_BACKEND,
+    }
+    if "backends" in args.parts:
+        results.update(backend_comparison(args))
+    if {"curve", "library", "beams"} & set(args.parts):
+        recordings, joined = _real_audio()
+        if "curve" in args.parts:
+            results["speedup_curve"] = speedup_curve(joined, args)
+        if "library" in args.parts:
+            results["real_speech_wer"] = wer_against_library(recordings, args.threads)
+        if "beams" in args.parts:
+            results["beam_comparison"] = [
+                beam_comparison(recordings, model, args.beams, args.beam_repeats, args.threads)
+                for model in args.beam_models
+            ]
+    results["loadavg_before"] = [round(x, 2) for x in load_before]
+    results["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(args.output, json.dumps(results, indent=1) + "\n")
+    print(_report(results))  # noqa: T201 - a benchmark script reports on stdout
+
+
+def backend_comparison(args: argparse.Namespace) -> dict[str, Any]:
+    """RTF, WER and boundary error of each backend on the espeak-ng clip, interleaved."""
     from klippers.asr.transcribe import DEFAULT_BACKEND, SAMPLE_RATE, decode_audio
     from tests.support.speech import speech_clip
 
-    args = _parse_args(argv)
     clip = speech_clip()
     started = time.perf_counter()
     audio = decode_audio(clip.path)
     decode_s = time.perf_counter() - started
-    load_before = os.getloadavg()
     benches = [load_backend(name, args) for name in args.backends]
     for bench in benches:
         bench.warmup_s = bench.run(audio)
@@ -275,31 +422,15 @@ def main(argv: list[str] | None = None) -> None:
             bench.run(audio)
     seconds = audio.size / SAMPLE_RATE
     rows = [summarise(bench, seconds, clip, args) for bench in benches]
-    recordings, joined = _real_audio()
-    curve = speedup_curve(joined, args)
-    wer = wer_against_library(recordings, args.threads)
     default = next((r for r in rows if r["backend"] == DEFAULT_BACKEND), None)
-    results = {
-        "benchmark": "asr",
+    return {
         "clip": clip.path.name,
-        "audio_s": round(audio.size / SAMPLE_RATE, 3),
+        "audio_s": round(seconds, 3),
         "decode_s": round(decode_s, 3),
-        "threads": args.threads,
-        "cpu_count": os.cpu_count(),
-        "loadavg_before": [round(x, 2) for x in load_before],
-        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-        "python": platform.python_version(),
-        "versions": _versions(),
-        "default_backend": DEFAULT_BACKEND,
         "target_rtf": TARGET_RTF,
         "default_meets_target": default is not None and default["rtf_median"] <= TARGET_RTF,
         "backends": rows,
-        "speedup_curve": curve,
-        "real_speech_wer": wer,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(args.output, json.dumps(results, indent=1) + "\n")
-    print(_report(results))  # noqa: T201 - a benchmark script reports on stdout
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ backend on first use) or a local path (a CTranslate2 folder for faster-whisper, 
 openai-whisper ``.pt`` checkpoint for whisper-timestamped), given by ``model=`` or
 ``$KLIPPERS_ASR_MODEL``. Heavy modules (torch, ctranslate2, the backends) are imported only
 when that backend is loaded. Audio is decoded with PyAV to 16 kHz mono float32, demuxing
-only the audio stream.
+only the audio stream, whole or one span of it (a transcription window).
 
 Long audio is recognised in windows cut at quiet moments. With faster-whisper the windows
 run concurrently (``workers=`` or ``$KLIPPERS_ASR_WORKERS``; one CTranslate2 model with that
@@ -30,13 +30,16 @@ from __future__ import annotations
 
 import base64
 import gzip
+import itertools
 import logging
+import math
 import os
 import tempfile
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, Protocol
 
@@ -63,6 +66,16 @@ WORKERS_ENV = "KLIPPERS_ASR_WORKERS"
 THREADS_PER_WORKER = 1
 """CPU threads each concurrent window gets by default (see ``benchmarks/bench_asr.py``)."""
 COMPUTE_TYPES = {CPU: "int8", CUDA: "float16"}
+DEFAULT_BEAM_SIZE = 5
+"""Beam search width of both backends. Greedy decoding (1) measured against it with
+faster-whisper tiny.en (int8, 2 CPU threads, ``bench_asr.py --parts beams``) on the real
+recordings (84 s, 212 words): pooled WER 0.066 to 0.104 (three runs) against 0.052, and no
+faster: beam 5 / greedy time x0.95, x1.09, x1.02 (medians of 5, 7 and 9 interleaved
+rounds; single rounds 0.55 to 1.50). Greedy is faster on the clean readings (x1.28 on
+Dickens) but on the phone call it loops, fails the compression-ratio check and falls back to
+sampling (x0.84).
+Narrower beams kept the WER (beam 2: 0.047, beam 3: 0.052) but gained little: beam 5 took
+x1.15 (1.11 to 1.18) the time of beam 2 and x1.10 (1.10 to 1.11) that of beam 3 (5 rounds)."""
 
 SILENCE_PEAK = 1e-3
 """Audio whose absolute peak stays below this (-60 dBFS) holds no speech: skip the model."""
@@ -80,6 +93,12 @@ each cut loses the text before it as context."""
 SPLIT_SEARCH_S = 20.0
 QUIET_FRAMES = 50
 """Windows are cut at the quietest ``QUIET_FRAMES`` x 10 ms in the last ``SPLIT_SEARCH_S``."""
+SEEK_PREROLL_S = Fraction(1, 2)
+"""A span of the audio is decoded from this long before it: after a seek, codecs need a few
+packets (AAC one, MP3 up to nine, Opus 80 ms) to decode their samples exactly."""
+RESAMPLE_PREROLL = SAMPLE_RATE // 20
+"""Samples resampled and dropped before a span, so the resampler's filter is as warm there as
+in a whole-file decode."""
 SENTENCE_PAUSE_S = 1.5
 """A pause this long between words ends a sentence even without punctuation."""
 _FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -141,20 +160,28 @@ class _SampleFile:
     Decoded audio lives in the page cache, not in the process's own memory: pages come in
     while they are read and the kernel can take them back, so a long video costs little
     more than a short one. The file (opened unnamed, e.g. by ``tempfile.TemporaryFile``)
-    may be closed once mapped: its space is freed with the array.
+    may be closed once mapped: its space is freed with the array. Samples beyond ``limit``
+    are not kept.
     """
 
-    def __init__(self, file: BinaryIO) -> None:
+    def __init__(self, file: BinaryIO, limit: int | None = None) -> None:
         self._file = file
         self._size = 0
+        self._limit = limit
+
+    @property
+    def full(self) -> bool:
+        """Whether ``limit`` samples are kept already."""
+        return self._limit is not None and self._size >= self._limit
 
     def append(self, chunk: np.ndarray) -> None:
+        if self._limit is not None:
+            chunk = chunk[: max(0, self._limit - self._size)]
         self._file.write(np.ascontiguousarray(chunk, dtype=np.float32).tobytes())
         self._size += chunk.size
 
-    def pad(self, seconds: float) -> None:
-        """Append ``seconds`` of silence, a second at a time."""
-        count = round(seconds * SAMPLE_RATE) if seconds > 0 else 0
+    def pad(self, count: int) -> None:
+        """Append ``count`` samples of silence, a second at a time."""
         for start in range(0, count, SAMPLE_RATE):
             self.append(np.zeros(min(SAMPLE_RATE, count - start), dtype=np.float32))
 
@@ -171,33 +198,140 @@ def _chunks(frames: Iterable[av.AudioFrame]) -> Iterable[np.ndarray]:
         yield frame.to_ndarray().reshape(-1)
 
 
-def _decode_stream(
+def _frames(
     container: av.container.InputContainer, stream: av.AudioStream
+) -> Iterator[av.AudioFrame]:
+    for packet in container.demux(stream):
+        yield from packet.decode()
+
+
+def _trimmed(frame: av.AudioFrame, count: int) -> av.AudioFrame:
+    """``frame`` without its first ``count`` samples."""
+    if count <= 0:
+        return frame
+    width = 1 if frame.format.is_planar else len(frame.layout.channels)
+    kept: Any = np.ascontiguousarray(frame.to_ndarray()[:, count * width :])  # any sample type
+    rest = av.AudioFrame.from_ndarray(
+        kept,
+        format=frame.format.name,
+        layout=frame.layout.name,
+    )
+    rest.sample_rate = frame.sample_rate
+    if frame.pts is not None and frame.time_base is not None:
+        rest.time_base = frame.time_base
+        rest.pts = frame.pts + round(Fraction(count, frame.sample_rate) / frame.time_base)
+    return rest
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """Where the resampler's input and output samples coincide: every ``step_in`` samples
+    of the source rate, ``step_out`` samples at :data:`SAMPLE_RATE`, counted from the
+    stream's first sample. Resampling from any such point gives the whole-file samples."""
+
+    rate: int
+    step_in: int
+    step_out: int
+
+    @classmethod
+    def of(cls, rate: int) -> _Grid:
+        common = math.gcd(rate, SAMPLE_RATE)
+        return cls(rate, rate // common, SAMPLE_RATE // common)
+
+    def floor_out(self, index: int) -> int:
+        """The last grid point at or before output sample ``index`` (not below 0)."""
+        return max(0, index // self.step_out * self.step_out)
+
+    def ceil_in(self, index: int) -> int:
+        """The first grid point at or after input sample ``index``."""
+        return -(-index // self.step_in) * self.step_in
+
+    def to_in(self, index: int) -> int:
+        """The input sample of output grid point ``index``."""
+        return index // self.step_out * self.step_in
+
+    def to_out(self, index: int) -> int:
+        """The output sample of input grid point ``index``."""
+        return index // self.step_in * self.step_out
+
+
+def _fed_from(
+    frames: Iterator[av.AudioFrame], zero: Fraction, feed: int, grid: _Grid
+) -> tuple[int, Iterator[av.AudioFrame]] | None:
+    """The frames from input sample ``feed`` on (counted from ``zero``, the stream's first
+    sample), the first one trimmed to start there, and where they start; None past the end.
+
+    Where the frames begin later than ``feed`` (a seek that overshot, a gap) they are fed
+    from the next grid point instead.
+    """
+    seen = 0  # frames without timestamps follow each other
+    for frame in frames:
+        at = seen
+        if frame.pts is not None and frame.time_base is not None:
+            at = round((frame.pts * frame.time_base - zero) * grid.rate)
+        seen = at + frame.samples
+        feed = max(feed, grid.ceil_in(at))
+        if seen > feed:
+            return feed, itertools.chain([_trimmed(frame, feed - at)], frames)
+    return None
+
+
+def _keep(frames: Iterable[av.AudioFrame], skip: int, buffer: _SampleFile) -> int:
+    """Append the samples of ``frames`` after the first ``skip``; return what is left to skip."""
+    for chunk in _chunks(frames):
+        drop = min(max(skip, 0), chunk.size)
+        skip -= drop
+        buffer.append(chunk[drop:])
+    return skip
+
+
+def _decode_stream(
+    container: av.container.InputContainer, stream: av.AudioStream, first: int, stop: int | None
 ) -> np.ndarray | None:
-    """Resample every frame of ``stream`` into a mapped file; None when no frame decodes."""
+    """Resample samples ``[first, stop)`` of ``stream`` (16 kHz indices on the media
+    timeline; ``stop`` None for the end) into a mapped file; None when no frame decodes.
+
+    The whole-file decode feeds the resampler from the stream's first sample and puts that
+    sample at its time from the media's zero. A window seeks to :data:`SEEK_PREROLL_S`
+    before a grid point (:class:`_Grid`) :data:`RESAMPLE_PREROLL` samples before ``first``,
+    feeds the resampler from there and drops its output up to ``first``: the kept samples
+    are the whole-file decode's own.
+    """
+    frames = _frames(container, stream)
+    head = next(frames, None)
+    if head is None:
+        return None
+    zero = Fraction(0)
+    if head.pts is not None and head.time_base is not None:
+        zero = Fraction(head.pts * head.time_base)
+    lead = round((float(zero) - timeline_origin(container)) * SAMPLE_RATE)
+    grid = _Grid.of(head.sample_rate)
+    want = first - lead  # output index on the stream's own count
+    feed = grid.to_in(grid.floor_out(want - RESAMPLE_PREROLL))
+    seek_to = zero + Fraction(feed, grid.rate) - SEEK_PREROLL_S
+    if seek_to > zero and stream.time_base is not None:
+        container.seek(math.floor(seek_to / stream.time_base), stream=stream, backward=True)
+        frames = _frames(container, stream)
+    else:
+        frames = itertools.chain([head], frames)
     resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
-    origin = timeline_origin(container)
-    skip: int | None = None  # samples to drop so that sample 0 is the media's time zero
     with tempfile.TemporaryFile(prefix="klippers-audio-") as file:
-        buffer = _SampleFile(file)
-        for packet in container.demux(stream):
-            for frame in packet.decode():
-                if skip is None:
-                    offset = (frame.time or 0.0) - origin
-                    buffer.pad(offset)  # audio that starts late keeps its place
-                    skip = max(0, round(-offset * SAMPLE_RATE))
-                for chunk in _chunks(resampler.resample(frame)):
-                    drop = min(skip, chunk.size)
-                    skip -= drop
-                    buffer.append(chunk[drop:])
-        if skip is None:
-            return None
-        for chunk in _chunks(resampler.resample(None)):
-            buffer.append(chunk)
+        buffer = _SampleFile(file, None if stop is None else stop - first)
+        fed = _fed_from(frames, zero, feed, grid)
+        if fed is None:  # the span lies past the end of the audio
+            return buffer.samples()
+        at, frames = fed
+        skip = want - grid.to_out(at)  # resampled samples before ``first``
+        buffer.pad(-skip)  # audio that starts late keeps its place
+        for frame in frames:
+            skip = _keep(resampler.resample(frame), skip, buffer)
+            if buffer.full:
+                return buffer.samples()
+        _keep(resampler.resample(None), skip, buffer)
         return buffer.samples()
 
 
-def decode_audio(path: str | Path) -> np.ndarray:
+def decode_audio(path: str | Path, start: float = 0.0, end: float | None = None) -> np.ndarray:
     """Decode the first audio stream of ``path`` to 16 kHz mono float32 samples.
 
     Only audio packets are demuxed and decoded (video frames are never decoded). Samples
@@ -206,16 +340,28 @@ def decode_audio(path: str | Path) -> np.ndarray:
     so a long video's audio does not stay in the process's memory. Sample 0 is the media
     timeline's zero (its first video frame, :func:`klipmedia.probe.timeline_origin`).
 
+    ``start`` and ``end`` (seconds on that timeline; ``end`` None for the end of the audio)
+    decode only that span: the stream is sought to just before ``start`` and decoding stops
+    at ``end``. The samples are those of the whole-file decode,
+    ``decode_audio(path)[round(start * 16000) : round(end * 16000)]``: the same on PCM, within
+    about 1 % RMS on AAC (whose noise-filled bands decode differently after a seek).
+
     Raises
     ------
     AudioNotFoundError, UnreadableAudioError, NoAudioStreamError
+    ValueError
+        ``start`` is negative or ``end`` is before it.
     """
+    if start < 0 or (end is not None and end < start):
+        raise ValueError(f"audio span {start} to {end} s: start must be >= 0 and <= end")
     path = Path(path)
+    first = round(start * SAMPLE_RATE)
+    stop = None if end is None else round(end * SAMPLE_RATE)
     with _open_media(path) as container:
         if not container.streams.audio:
             raise NoAudioStreamError(f"{path}: no audio stream to transcribe")
         try:
-            samples = _decode_stream(container, container.streams.audio[0])
+            samples = _decode_stream(container, container.streams.audio[0], first, stop)
         except av.FFmpegError as exc:
             raise UnreadableAudioError(f"{path}: audio cannot be decoded ({exc})") from exc
     if samples is None:
@@ -380,7 +526,7 @@ class _WindowedTranscriber:
 
     backend: ClassVar[str]
     model: str
-    beam_size: int = 5
+    beam_size: int = DEFAULT_BEAM_SIZE
     threads: int = 0
     window_s: float = WINDOW_S
     device: str = CPU
@@ -605,7 +751,7 @@ def load_transcriber(
     backend: str | None = None,
     model: str | None = None,
     *,
-    beam_size: int = 5,
+    beam_size: int = DEFAULT_BEAM_SIZE,
     threads: int = 0,
     window_s: float = WINDOW_S,
     device: str | None = None,

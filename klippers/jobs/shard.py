@@ -7,9 +7,10 @@ Run as ``python -m klippers.shard`` with ``USER_ID``, ``VIDEO_ID``, the warehous
   audio is cut into (1, no sharding, for a video under ``MIN_SHARDED_SECONDS`` or whose
   transcript is already current), its duration, and what the windows are transcribed from
   (the original's identity and the ASR settings, as the parent's transcript recipe).
-- ``SHARD=N`` transcribes window N (its share of the audio plus ``SHARD_OVERLAP_SECONDS``
-  on either side), puts the words on the original's timeline and writes
-  ``transcript-shards/shard_N.words.json``, then its recipe. A current window is skipped.
+- ``SHARD=N`` decodes and transcribes window N only (its share of the audio plus
+  ``SHARD_OVERLAP_SECONDS`` on either side), puts the words on the original's timeline and
+  writes ``transcript-shards/shard_N.words.json``, then its recipe. A current window is
+  skipped.
 
 The parent merges the windows (:func:`merged_transcript`) when the plan and every window
 are current for the transcript it needs, and transcribes in one pass otherwise. Each join
@@ -23,11 +24,7 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
-from klippers.asr.transcribe import (
-    SAMPLE_RATE,
-    decode_audio,
-    load_transcriber,
-)
+from klippers.asr.transcribe import decode_audio, load_transcriber
 from klippers.contract import (
     ENV_SHARD,
     MAX_SHARD_COUNT,
@@ -96,8 +93,7 @@ def transcribe_shard(
         log.info("%s is up to date", storage.describe(words_key))
         return True
     window = plan.windows[n - 1]
-    audio = decode_audio(original.path())
-    piece = audio[round(window.start * SAMPLE_RATE) : round(window.end * SAMPLE_RATE)]
+    piece = decode_audio(original.path(), window.start, window.end)
     asr = plan.inputs["asr"]
     log.info("transcribing window %d: %.1f s to %.1f s", n, window.start, window.end)
     found = load_transcriber(asr["backend"], asr["model"]).transcribe(
