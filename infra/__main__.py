@@ -10,7 +10,7 @@ Resource names derive from the stack's name (``klippers-<stack>-...``), so stack
   S3 (give an existing bucket that uses SSE-KMS its key here).
 - ``forceDestroy``: let ``pulumi destroy`` delete the created bucket and every object in it
   (default false: the bucket and its settings are kept).
-- ``sizes``: ``recommended`` (default: parent 8 vCPU / 16 GB, child 1 vCPU / 3 GB) or
+- ``sizes``: ``recommended`` (default: parent 16 vCPU / 32 GB, child 2 vCPU / 4 GB) or
   ``seed`` (16 vCPU / 64 GB each).
 - ``parentCpu`` / ``parentMemory`` / ``childCpu`` / ``childMemory``: Fargate CPU units and
   MiB, overriding ``sizes`` one at a time.

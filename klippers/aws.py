@@ -233,8 +233,8 @@ def smallest_size(vcpu: float, memory_need_gb: float) -> TaskSize:
 
 SEED_TASK_SIZE = TaskSize(16, 64)
 """The seed's size for both jobs (stack config ``sizes: seed``)."""
-RECOMMENDED_PARENT_SIZE = TaskSize(8, 16)
-RECOMMENDED_CHILD_SIZE = TaskSize(1, 3)
+RECOMMENDED_PARENT_SIZE = TaskSize(16, 32)
+RECOMMENDED_CHILD_SIZE = TaskSize(2, 4)
 """The default sizes: what ``klippers.cloud.cost.recommend`` picks for a 1-hour video and 5
 shorts of 60 s with the ``base`` model (``klip cloud estimate --hours 1 --shorts 5``)."""
 SHARD_SIZE = TaskSize(2, 4)

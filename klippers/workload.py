@@ -7,7 +7,7 @@ which refuses up front an attempt it cannot finish in its time limit
 Examples
 --------
 >>> round(asr_cpu_per_second("tiny.en"), 3)
-0.072
+0.165
 >>> [s.name for s in parent_stages(
 ...     vcpu=2, original_megabytes=100, audio_seconds=600, asr_model=None,
 ...     segment_seconds=60, segment_megabytes=1)]
@@ -19,9 +19,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-ASR_RTF_TINY_EN_2_CORES = 0.036
-"""faster-whisper tiny.en int8: processing time / audio time on this machine's 2 cores."""
+ASR_CPU_PER_SECOND_TINY_EN = 0.165
+"""CPU seconds per second of audio of the pipeline's faster-whisper tiny.en (int8, beam 5,
+word timestamps, VAD, a worker per core), measured on this machine's 2 AVX2 cores, quiet,
+2026-12-06: 0.158 on a generated 5-minute talk, 0.168 on 84 s of real speech."""
 ASR_MEASURED_CORES = 2
+ASR_BUSY_ON_MEASURED_CORES = 0.89
+"""Share of the ``ASR_MEASURED_CORES`` cores the transcription kept busy on the 5-minute
+talk (wall 0.089 s per audio second); 0.68 on the 84 s of real speech, too short for every
+worker to get a window."""
 ASR_MODEL_CPU_FACTOR: Mapping[str, float] = {
     "tiny.en": 1.0,
     "tiny": 1.0,
@@ -65,11 +71,12 @@ def wall_seconds(cpu_seconds: float, vcpu: float) -> float:
 
 
 def asr_wall_seconds(cpu_seconds: float, vcpu: float) -> float:
-    """Wall seconds of ASR: on the measured ``ASR_MEASURED_CORES`` at the measured speed,
+    """Wall seconds of ASR: on the measured ``ASR_MEASURED_CORES`` as busy as measured,
     each further vCPU adding ``PARALLEL_EFFICIENCY`` of one."""
     if vcpu < ASR_MEASURED_CORES:
         return wall_seconds(cpu_seconds, vcpu)
-    return cpu_seconds / (ASR_MEASURED_CORES + (vcpu - ASR_MEASURED_CORES) * PARALLEL_EFFICIENCY)
+    measured = ASR_MEASURED_CORES * ASR_BUSY_ON_MEASURED_CORES
+    return cpu_seconds / (measured + (vcpu - ASR_MEASURED_CORES) * PARALLEL_EFFICIENCY)
 
 
 def asr_cpu_per_second(model: str) -> float:
@@ -78,7 +85,7 @@ def asr_cpu_per_second(model: str) -> float:
     if model not in ASR_MODEL_CPU_FACTOR:
         known = ", ".join(ASR_MODEL_CPU_FACTOR)
         raise UnknownModelError(f"no CPU figure for ASR model {model!r} (known: {known})")
-    return ASR_RTF_TINY_EN_2_CORES * ASR_MEASURED_CORES * ASR_MODEL_CPU_FACTOR[model]
+    return ASR_CPU_PER_SECOND_TINY_EN * ASR_MODEL_CPU_FACTOR[model]
 
 
 def parent_stages(
@@ -98,7 +105,7 @@ def parent_stages(
     if asr_model is not None:
         asr_cpu = audio_seconds * asr_cpu_per_second(asr_model)
         transcribe = (
-            Stage(f"transcribe ({asr_model})", "parent", asr_cpu, wall_seconds(asr_cpu, vcpu)),
+            Stage(f"transcribe ({asr_model})", "parent", asr_cpu, asr_wall_seconds(asr_cpu, vcpu)),
         )
     return (
         Stage("start", "parent", 0.0, TASK_STARTUP_SECONDS),

@@ -316,7 +316,7 @@ def estimate(
         transitions += STATE_TRANSITIONS_SHARDED_FIXED + STATE_TRANSITIONS_PER_SHARD * shards
     notes = []
     if asr_model not in ("tiny.en", "tiny"):
-        notes.append(f"ASR CPU for {asr_model} is an estimate from tiny.en's measured RTF")
+        notes.append(f"ASR CPU for {asr_model} is an estimate from tiny.en's measured CPU")
     return Estimate(
         hours=hours,
         shorts=shorts,

@@ -693,11 +693,11 @@ def test_seed_sizes_are_one_switch_and_keys_override_one_unit() -> None:
             str(SEED_TASK_SIZE.cpu_units),
             str(SEED_TASK_SIZE.memory_mib),
         )
-    mixed = run_program({"childCpu": "2048", "parentMemory": "20480"})
+    mixed = run_program({"childCpu": "4096", "parentMemory": "65536"})
     task, _ = _containers(mixed.mocks, NAMES.child_family)
-    assert (task["cpu"], task["memory"]) == ("2048", "4096")  # the least 2 vCPU allow
+    assert (task["cpu"], task["memory"]) == ("4096", "8192")  # the least 4 vCPU allow
     task, _ = _containers(mixed.mocks, NAMES.parent_family)
-    assert (task["cpu"], task["memory"]) == (str(RECOMMENDED_PARENT_SIZE.cpu_units), "20480")
+    assert (task["cpu"], task["memory"]) == (str(RECOMMENDED_PARENT_SIZE.cpu_units), "65536")
 
 
 def _retained(config: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:

@@ -39,7 +39,14 @@ from klippers.cloud.cost import (
     recommend,
     task_dollars,
 )
-from klippers.workload import PARALLEL_EFFICIENCY
+from klippers.workload import (
+    ASR_BUSY_ON_MEASURED_CORES,
+    ASR_CPU_PER_SECOND_TINY_EN,
+    ASR_MEASURED_CORES,
+    PARALLEL_EFFICIENCY,
+)
+
+ASR_ON_MEASURED_CORES = ASR_MEASURED_CORES * ASR_BUSY_ON_MEASURED_CORES
 
 
 def klip(*args: str) -> Result:
@@ -51,8 +58,10 @@ def test_estimate_follows_the_model() -> None:
     e = estimate(hours=1, shorts=5, parent=size, child=TaskSize(2, 4), asr_model="tiny.en")
     stages = {(s.task, s.name): s for s in e.stages}
     asr = stages[("parent", "transcribe (tiny.en)")]
-    assert asr.cpu_seconds == pytest.approx(3600 * 0.036 * 2)
-    assert asr.wall_seconds == pytest.approx(asr.cpu_seconds / (1 + 3 * PARALLEL_EFFICIENCY))
+    assert asr.cpu_seconds == pytest.approx(3600 * ASR_CPU_PER_SECOND_TINY_EN)
+    assert asr.wall_seconds == pytest.approx(
+        asr.cpu_seconds / (ASR_ON_MEASURED_CORES + 2 * PARALLEL_EFFICIENCY)
+    )
     assert stages[("parent", "smart cut")].cpu_seconds == pytest.approx(5 * 60 * 0.1)
     assert stages[("child", "render")].cpu_seconds == pytest.approx(60 * 1.1)
     assert stages[("child", "reframe analysis")].cpu_seconds == pytest.approx(60 * 0.11)
@@ -167,8 +176,8 @@ def test_estimate_cli_prints_the_table_and_recommends_sizes() -> None:
 
 README = Path(__file__).resolve().parents[3] / "README.md"
 GOLDEN = {
-    "recommended": (TaskSize(8, 16), TaskSize(1, 3), 5.9, 0.036),
-    "seed sizes": (SEED_SIZE, SEED_SIZE, 3.7, 0.128),
+    "recommended": (TaskSize(16, 32), TaskSize(2, 4), 5.7, 0.067),
+    "seed sizes": (SEED_SIZE, SEED_SIZE, 5.1, 0.149),
 }
 """1-hour video, 5 shorts of 60 s, ASR base: (parent, child, minutes, dollars)."""
 
@@ -226,7 +235,7 @@ def test_peak_vcpu_is_what_the_fargate_quota_must_hold() -> None:
     assert capped.peak_vcpu == 10
     assert estimate(hours=1, shorts=1, parent=TaskSize(8, 16), child=TaskSize(1, 3)).peak_vcpu == 8
     result = klip("estimate", "--hours", "1", "--shorts", "5")
-    assert f"up to 8 per running video (service quota '{FARGATE_VCPU_QUOTA}')" in result.output
+    assert f"up to 16 per running video (service quota '{FARGATE_VCPU_QUOTA}')" in result.output
     readme = " ".join(README.read_text(encoding="utf-8").split())
     assert FARGATE_VCPU_QUOTA in readme
 
@@ -262,15 +271,16 @@ def test_sharded_estimate_adds_plan_and_shard_tasks_and_frees_the_parent() -> No
     from klippers.aws import SHARD_SIZE
     from klippers.cloud.cost import STATE_TRANSITIONS_PER_SHARD, STATE_TRANSITIONS_SHARDED_FIXED
     from klippers.contract import SHARD_OVERLAP_SECONDS
-    from klippers.workload import ASR_MEASURED_CORES, TASK_STARTUP_SECONDS
+    from klippers.workload import TASK_STARTUP_SECONDS
 
     single = estimate(hours=2, shorts=5, asr_model="tiny.en")
     sharded = estimate(hours=2, shorts=5, asr_model="tiny.en", shards=4, child=single.child)
 
     stages = {(s.task, s.name): s for s in sharded.stages}
     asr = stages[("shard", "transcribe (tiny.en)")]
-    assert asr.cpu_seconds == pytest.approx((1800 + 2 * SHARD_OVERLAP_SECONDS) * 0.036 * 2)
-    assert asr.wall_seconds == pytest.approx(asr.cpu_seconds / ASR_MEASURED_CORES)
+    audio = 1800 + 2 * SHARD_OVERLAP_SECONDS
+    assert asr.cpu_seconds == pytest.approx(audio * ASR_CPU_PER_SECOND_TINY_EN)
+    assert asr.wall_seconds == pytest.approx(asr.cpu_seconds / ASR_ON_MEASURED_CORES)
     assert ("parent", "transcribe (tiny.en)") not in stages
     assert sharded.parent == smallest_size(2, 4)
     assert sharded.plan_seconds >= TASK_STARTUP_SECONDS
