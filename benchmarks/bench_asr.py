@@ -145,7 +145,8 @@ def _real_audio() -> tuple[list[Any], Any]:
 
 def speedup_curve(audio: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Median wall time of faster-whisper over ``audio`` for 1..cores workers, interleaved."""
-    from klippers.asr.transcribe import cpu_cores, load_transcriber, window_bounds, window_length
+    from klippers.asr.transcribe import load_transcriber, window_bounds, window_length
+    from klippers.workload import cpu_cores
     from tests.support.whisper_models import ct2_tiny_en_path
 
     cores = cpu_cores()

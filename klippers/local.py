@@ -46,6 +46,7 @@ from klippers.jobs.runner import exit_code, require_free_space, scratch
 from klippers.selection.config import scorer_recipe
 from klippers.statemachine import CHILD_RETRY
 from klippers.storage import LocalStorage, Storage, StorageKeyNotFoundError
+from klippers.workload import cpu_cores
 
 log = logging.getLogger(__name__)
 
@@ -322,7 +323,7 @@ def render_children(
     """
     if not segments:
         return {}
-    cores = os.cpu_count() or 1
+    cores = cpu_cores()
     wanted = options.workers or default_workers(cores, available_memory())
     workers = max(1, min(wanted, len(segments)))
     log.info("rendering %d shorts, %d at a time", len(segments), workers)

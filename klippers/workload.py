@@ -16,8 +16,12 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
+import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 ASR_CPU_PER_SECOND_TINY_EN = 0.165
 """CPU seconds per second of audio of the pipeline's faster-whisper tiny.en (int8, beam 5,
@@ -48,6 +52,21 @@ TASK_STARTUP_SECONDS = 60.0
 billed (billing starts at the image pull)."""
 S3_MEGABYTES_PER_SECOND = 100.0
 """Assumed S3 <-> Fargate throughput in one region."""
+
+
+def cpu_cores(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """CPU cores this process may use: those it may run on, lowered by a cgroup v2 CPU quota
+    (``cpu.max``: a container's ``--cpus``, a task's CPU limit) rounded to the nearest core,
+    at least 1. A container limited to 2 CPUs on a 64-core host sees 64 cores otherwise."""
+    if hasattr(os, "sched_getaffinity"):
+        cores = len(os.sched_getaffinity(0))
+    else:
+        cores = os.cpu_count() or 1
+    with contextlib.suppress(OSError, ValueError):
+        quota, period = (cgroup / "cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, math.floor(int(quota) / int(period) + 0.5))
+    return max(1, cores)
 
 
 class UnknownModelError(ValueError):

@@ -50,6 +50,7 @@ from klipmedia.captions import ends_sentence, join_words
 from klipmedia.probe import timeline_origin
 from klippers.asr.transcript import Sentence, Transcript, Word
 from klippers.contract import DEFAULT_ASR_MODEL, ENV_ASR_MODEL
+from klippers.workload import cpu_cores
 
 logger = logging.getLogger(__name__)
 
@@ -562,11 +563,6 @@ class _WindowedTranscriber:
         offset = lo / SAMPLE_RATE
         shifted = [Word(w.start + offset, w.end + offset, w.text, w.probability) for w in found]
         return shifted, detected
-
-
-def cpu_cores() -> int:
-    """CPU cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def resolve_device(device: str | None = None) -> str:

@@ -35,7 +35,6 @@ from klippers.asr.loudness import loudness_of_samples
 from klippers.asr.subtitles import write_transcript_files
 from klippers.asr.transcribe import (
     SAMPLE_RATE,
-    cpu_cores,
     decode_audio,
     load_transcriber,
     resolve_backend,
@@ -78,7 +77,7 @@ from klippers.storage import (
     file_sha256,
     read_if_exists,
 )
-from klippers.workload import ASR_MODEL_CPU_FACTOR, parent_stages
+from klippers.workload import ASR_MODEL_CPU_FACTOR, cpu_cores, parent_stages
 
 log = logging.getLogger(__name__)
 

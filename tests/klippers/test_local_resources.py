@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from klippers import local
+from klippers import local, workload
 from klippers.cli import cli
 from klippers.contract import EXIT_BAD_INPUT
 from klippers.local import RENDER_MEMORY_BYTES, available_memory, default_workers
@@ -59,7 +59,7 @@ def test_klip_run_passes_the_memory_aware_default_to_the_renders(
 ) -> None:
     seen: dict[str, Any] = {}
     monkeypatch.setattr(local, "available_memory", lambda: 2 * RENDER_MEMORY_BYTES)
-    monkeypatch.setattr(local.os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(local, "cpu_cores", lambda: 16)
 
     class Scheduler:
         def __init__(self, job: Any, workers: int, *args: Any) -> None:
@@ -72,6 +72,28 @@ def test_klip_run_passes_the_memory_aware_default_to_the_renders(
     options = local.RunOptions()
     local.render_children(Path("out"), local.VideoRef("u", "v"), [1, 2, 3, 4], options, None)  # type: ignore[arg-type]
     assert seen == {"workers": 2, "threads": local.encoder_threads(16, 2)}
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "cores"),
+    [
+        (None, 2),  # no cgroup limit readable
+        ("max 100000\n", 2),
+        ("50000 100000\n", 1),  # half a CPU still gets one
+        ("150000 100000\n", 2),
+        ("400000 100000\n", 2),  # a quota above the cores the process may run on
+        ("garbage", 2),
+    ],
+)
+def test_cores_follow_a_container_cpu_quota(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cpu_max: str | None, cores: int
+) -> None:
+    """``docker run --cpus 1`` on a big host: the renders and the ASR size themselves to the
+    quota, not to the host's cores."""
+    monkeypatch.setattr(workload.os, "sched_getaffinity", lambda pid: {0, 1})
+    if cpu_max is not None:
+        (tmp_path / "cpu.max").write_text(cpu_max)
+    assert workload.cpu_cores(tmp_path) == cores
 
 
 def test_a_video_bigger_than_the_free_disk_is_refused_before_any_copy(
