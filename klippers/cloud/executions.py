@@ -474,7 +474,7 @@ def job_failures(events: list[dict[str, Any]]) -> tuple[JobFailure, ...]:
     stopped reason, task ARN); a ``TaskTimedOut`` gets the task from its submission.
     """
     by_id = {event["id"]: event for event in events}
-    last: dict[tuple[str, int | None], JobFailure] = {}
+    last: dict[tuple[str, int | None, int | None], JobFailure] = {}
     for event in events:
         entered, submitted = _attempt(event, by_id)
         if entered is None or entered.get("name") not in _JOB_STATES:
