@@ -100,6 +100,15 @@ packets (AAC one, MP3 up to nine, Opus 80 ms) to decode their samples exactly.""
 RESAMPLE_PREROLL = SAMPLE_RATE // 20
 """Samples resampled and dropped before a span, so the resampler's filter is as warm there as
 in a whole-file decode."""
+GAP_TOLERANCE_S = Fraction(1, 50)
+"""Audio frames are placed by their timestamps: a frame this much later than the samples
+before it end (a dropout in a stream recording) is preceded by silence, one this much
+earlier has its repeated samples dropped; closer frames simply follow each other."""
+MAX_GAP_S = 600
+MAX_OVERLAP_S = 1
+"""A jump forward further than ``MAX_GAP_S``, or back further than ``MAX_OVERLAP_S``, is a
+broken timestamp (joined recordings), not lost or repeated audio: frames then follow each
+other."""
 SENTENCE_PAUSE_S = 1.5
 """A pause this long between words ends a sentence even without punctuation."""
 _FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -277,6 +286,45 @@ def _fed_from(
     return None
 
 
+def _silence(like: av.AudioFrame, count: int) -> av.AudioFrame:
+    """``count`` samples of silence in ``like``'s format, layout and rate."""
+    planes = len(like.layout.channels) if like.format.is_planar else 1
+    width = 1 if like.format.is_planar else len(like.layout.channels)
+    dtype = like.to_ndarray().dtype
+    zeros: Any = np.zeros((planes, count * width), dtype=dtype)
+    frame = av.AudioFrame.from_ndarray(zeros, format=like.format.name, layout=like.layout.name)
+    frame.sample_rate = like.sample_rate
+    return frame
+
+
+def _placed(
+    frames: Iterable[av.AudioFrame], at: int, zero: Fraction, rate: int
+) -> Iterator[av.AudioFrame]:
+    """``frames`` (the first starting at input sample ``at``, counted from ``zero``) where
+    their timestamps put them: silence fills a dropout, samples played twice are dropped
+    (see :data:`GAP_TOLERANCE_S`), so the words after a dropout keep their times."""
+    tolerance = round(GAP_TOLERANCE_S * rate)
+    expected = at
+    for frame in frames:
+        if frame.pts is not None and frame.time_base is not None:
+            ahead = round((frame.pts * frame.time_base - zero) * rate) - expected
+            if tolerance < ahead <= MAX_GAP_S * rate:
+                logger.warning(
+                    "audio dropout of %.2f s at %.2f s: filled with silence",
+                    ahead / rate,
+                    expected / rate,
+                )
+                for start in range(0, ahead, rate):
+                    yield _silence(frame, min(rate, ahead - start))
+                expected += ahead
+            elif -MAX_OVERLAP_S * rate <= ahead < -tolerance:
+                if ahead + frame.samples <= 0:
+                    continue  # played already
+                frame = _trimmed(frame, -ahead)
+        expected += frame.samples
+        yield frame
+
+
 def _keep(frames: Iterable[av.AudioFrame], skip: int, buffer: _SampleFile) -> int:
     """Append the samples of ``frames`` after the first ``skip``; return what is left to skip."""
     for chunk in _chunks(frames):
@@ -321,7 +369,8 @@ def _decode_stream(
         fed = _fed_from(frames, zero, feed, grid)
         if fed is None:  # the span lies past the end of the audio
             return buffer.samples()
-        at, frames = fed
+        at, fed_frames = fed
+        frames = _placed(fed_frames, at, zero, grid.rate)
         skip = want - grid.to_out(at)  # resampled samples before ``first``
         buffer.pad(-skip)  # audio that starts late keeps its place
         for frame in frames:
