@@ -37,6 +37,9 @@ class StageClock:
     def stage(self, name: str) -> None:
         self.starts.setdefault(name, time.perf_counter())
 
+    def stage_progress(self, done: float, total: float) -> None:
+        pass
+
     def shorts_planned(self, count: int) -> None:
         self.count = count
 

@@ -207,6 +207,9 @@ class _Reporter:
         sys.stdout.write(json.dumps({"stage": name, "t": time.time()}) + "\n")
         sys.stdout.flush()
 
+    def stage_progress(self, done: float, total: float) -> None:
+        pass
+
     def shorts_planned(self, count: int) -> None:
         pass
 

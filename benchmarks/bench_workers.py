@@ -53,6 +53,9 @@ class _Quiet:
     def stage(self, name: str) -> None:
         pass
 
+    def stage_progress(self, done: float, total: float) -> None:
+        pass
+
     def shorts_planned(self, count: int) -> None:
         pass
 

@@ -320,7 +320,10 @@ class _RichEvents:
         self.shorts: dict[int, Any] = {}
 
     def stage(self, name: str) -> None:
-        self.progress.update(self.stage_task, description=f"[bold]{name}")
+        self.progress.update(self.stage_task, description=f"[bold]{name}", completed=0, total=None)
+
+    def stage_progress(self, done: float, total: float) -> None:
+        self.progress.update(self.stage_task, completed=done, total=total)
 
     def shorts_planned(self, count: int) -> None:
         for n in range(1, count + 1):

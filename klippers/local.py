@@ -103,6 +103,10 @@ class Events(Protocol):
 
     def stage(self, name: str) -> None: ...
 
+    def stage_progress(self, done: float, total: float) -> None:
+        """How far the current stage is (transcription: seconds of audio)."""
+        ...
+
     def shorts_planned(self, count: int) -> None: ...
 
     def short_progress(self, segment: int, done: int, total: int) -> None: ...
@@ -180,7 +184,12 @@ def run_local(video: Path, out: Path, options: RunOptions, events: Events) -> Lo
     prepare_inputs(storage, ref, video, options)
     with scratch(out / ".work") as work:
         parent = run_parent(
-            ref, storage, Path(work), asr_model=options.asr_model, stage=events.stage
+            ref,
+            storage,
+            Path(work),
+            asr_model=options.asr_model,
+            stage=events.stage,
+            progress=events.stage_progress,
         )
     release_freed_memory()
     events.stage("render")

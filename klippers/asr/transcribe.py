@@ -36,8 +36,8 @@ import math
 import os
 import tempfile
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -515,6 +515,10 @@ def build_transcript(words: Iterable[Word], language: str, audio: np.ndarray) ->
 # --- backends ----------------------------------------------------------------------------------
 
 
+Progress = Callable[[float, float], None]
+"""Called with the seconds of audio transcribed so far and the seconds in all."""
+
+
 class Transcriber(Protocol):
     """A loaded model that turns 16 kHz mono float32 audio into a transcript."""
 
@@ -525,8 +529,11 @@ class Transcriber(Protocol):
         """The backend's name, one of :data:`BACKENDS`."""
         ...
 
-    def transcribe(self, audio: np.ndarray, language: str | None = None) -> Transcript:
-        """Transcribe ``audio``; ``language`` (e.g. ``"en"``) or None to detect it."""
+    def transcribe(
+        self, audio: np.ndarray, language: str | None = None, progress: Progress | None = None
+    ) -> Transcript:
+        """Transcribe ``audio``; ``language`` (e.g. ``"en"``) or None to detect it;
+        ``progress`` is told each time a window is done."""
         ...
 
 
@@ -590,17 +597,32 @@ class _WindowedTranscriber:
         """The language the model always reports (``"en"`` for ``.en`` models), else None."""
         raise NotImplementedError
 
-    def transcribe(self, audio: np.ndarray, language: str | None = None) -> Transcript:
-        """Transcribe ``audio`` (16 kHz mono float32)."""
+    def transcribe(
+        self, audio: np.ndarray, language: str | None = None, progress: Progress | None = None
+    ) -> Transcript:
+        """Transcribe ``audio`` (16 kHz mono float32); ``progress`` gets the seconds done
+        (silent windows count as done at once) each time a window is done."""
         window = window_length(audio.size / SAMPLE_RATE, self.workers, self.window_s)
         bounds = [b for b in window_bounds(audio, window) if not is_silent(audio[b[0] : b[1]])]
+        total = audio.size / SAMPLE_RATE
+        done = total - sum(hi - lo for lo, hi in bounds) / SAMPLE_RATE
+        report = progress or (lambda done, total: None)
+        report(done, total)
         language = language or self.known_language()
-        words: list[Word] = []
+        found: dict[tuple[int, int], list[Word]] = {}
         if language is None and bounds:  # detect it on the first window, alone
-            words, language = self._recognise_at(audio, bounds.pop(0), None)
+            first = bounds.pop(0)
+            found[first], language = self._recognise_at(audio, first, None)
+            done += (first[1] - first[0]) / SAMPLE_RATE
+            report(done, total)
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            for found, _ in pool.map(lambda b: self._recognise_at(audio, b, language), bounds):
-                words += found
+            futures = {pool.submit(self._recognise_at, audio, b, language): b for b in bounds}
+            for future in as_completed(futures):
+                lo, hi = futures[future]
+                found[lo, hi] = future.result()[0]
+                done += (hi - lo) / SAMPLE_RATE
+                report(done, total)
+        words = [word for bounds in sorted(found) for word in found[bounds]]
         return build_transcript(words, language or "und", audio)
 
     def _recognise_at(

@@ -35,6 +35,7 @@ from klippers.asr.loudness import loudness_of_samples
 from klippers.asr.subtitles import write_transcript_files
 from klippers.asr.transcribe import (
     SAMPLE_RATE,
+    Progress,
     decode_audio,
     load_transcriber,
     resolve_backend,
@@ -293,11 +294,13 @@ def run_parent(
     cut: CutSettings | None = None,
     stage: Stage | None = None,
     time_limit: int | None = None,
+    progress: Progress | None = None,
 ) -> ParentResult:
     """Transcribe, choose and cut the segments of one video in the warehouse.
 
     ``time_limit``: the attempt's limit in seconds; a video it is modelled not to fit is
-    refused (:class:`TimeLimitError`) before it is transcribed.
+    refused (:class:`TimeLimitError`) before it is transcribed. ``progress`` is told the
+    seconds of audio transcribed as each window is done (each is logged too).
     """
     report = stage or (lambda name: None)
     config = read_config(storage, ref)
@@ -319,7 +322,9 @@ def run_parent(
     else:
         video = original.path()
         report("transcribe")
-        speech, words_sha256 = _transcribe(storage, ref, video, transcript_inputs, attempt)
+        speech, words_sha256 = _transcribe(
+            storage, ref, video, transcript_inputs, attempt, _logged(progress)
+        )
     settings = cut or CutSettings()
     request = _request(config, previous, scoring)
     inputs = {
@@ -433,8 +438,24 @@ def probe_speech(storage: Storage, ref: VideoRef, video: Path) -> klipmedia.Medi
     return info
 
 
+def _logged(progress: Progress | None) -> Progress:
+    """``progress``, logging each report first (the cloud's only view of a long ASR)."""
+
+    def report(done: float, total: float) -> None:
+        log.info("transcribed %s of %s", _minutes(done), _minutes(total))
+        if progress is not None:
+            progress(done, total)
+
+    return report
+
+
 def _transcribe(
-    storage: Storage, ref: VideoRef, video: Path, inputs: Mapping[str, Any], attempt: _Attempt
+    storage: Storage,
+    ref: VideoRef,
+    video: Path,
+    inputs: Mapping[str, Any],
+    attempt: _Attempt,
+    progress: Progress,
 ) -> tuple[_Speech, str]:
     """Transcribe ``video`` (or merge its current transcription windows, see
     :mod:`klippers.jobs.windows`), publish the files that changed (the recipe last); return
@@ -451,7 +472,7 @@ def _transcribe(
     if transcript is None:
         transcriber = load_transcriber(asr["backend"], asr["model"])
         log.info("transcribing %.1f s of audio from %s", audio.size / SAMPLE_RATE, video)
-        transcript = transcriber.transcribe(audio, language=asr["language"])
+        transcript = transcriber.transcribe(audio, language=asr["language"], progress=progress)
     files = write_transcript_files(transcript, attempt.workdir / "transcript")
     keys = {"srt": ref.original_srt, "text": ref.original_txt, "words": ref.original_words}
     storage.delete(ref.transcript_recipe)

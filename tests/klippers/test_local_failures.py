@@ -53,6 +53,9 @@ class Recorder:
     def stage(self, name: str) -> None:
         self.calls.append(("stage", name))
 
+    def stage_progress(self, done: float, total: float) -> None:
+        pass
+
     def shorts_planned(self, count: int) -> None:
         self.calls.append(("planned", count))
 

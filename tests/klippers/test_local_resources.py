@@ -3,6 +3,7 @@ and a video too big for the warehouse's disk is refused before any copy."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 import sys
@@ -143,7 +144,7 @@ def test_memory_freed_before_the_renders_goes_back_to_the_system() -> None:
 
 
 def test_run_local_releases_memory_between_the_parent_and_the_renders(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     calls: list[str] = []
     monkeypatch.setattr(local, "run_parent", _recording(local.run_parent, "parent", calls))
@@ -151,9 +152,15 @@ def test_run_local_releases_memory_between_the_parent_and_the_renders(
     monkeypatch.setattr(local, "render_children", lambda *a: calls.append("render") or {})
     monkeypatch.setenv("KLIPPERS_ASR_MODEL", str(ct2_tiny_en_path()))
 
-    local.run_local(talk_video(), tmp_path, local.RunOptions(shorts=1), _NoEvents())
+    events = _NoEvents()
+    with caplog.at_level(logging.INFO, logger="klippers.jobs.parent"):
+        local.run_local(talk_video(), tmp_path, local.RunOptions(shorts=1), events)
 
     assert calls == ["parent", "release", "render"]
+    assert len(events.progress) >= 2, "the transcription's progress reaches the display"
+    assert events.progress[-1][0] == pytest.approx(events.progress[-1][1])
+    logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("transcribed ")]
+    assert len(logged) == len(events.progress), "each step is in the job's log (the cloud's view)"
 
 
 def _recording(function: Any, name: str, calls: list[str]) -> Any:
@@ -166,8 +173,14 @@ def _recording(function: Any, name: str, calls: list[str]) -> Any:
 
 
 class _NoEvents:
+    def __init__(self) -> None:
+        self.progress: list[tuple[float, float]] = []
+
     def stage(self, name: str) -> None:
         pass
+
+    def stage_progress(self, done: float, total: float) -> None:
+        self.progress.append((done, total))
 
     def shorts_planned(self, count: int) -> None:
         pass

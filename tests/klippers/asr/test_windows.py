@@ -144,9 +144,15 @@ def test_concurrent_windows_keep_every_word_once_and_in_order(
     transcriber = load_transcriber(
         FASTER_WHISPER, str(ct2_tiny_en_path()), threads=2, window_s=8.0, workers=workers
     )
-    transcript = transcriber.transcribe(audio)
+    reports: list[tuple[float, float]] = []
+    transcript = transcriber.transcribe(audio, progress=lambda *r: reports.append(r))
     bounds = window_bounds(audio, 8.0)
     assert len(bounds) >= 4  # the joins are exercised
+    total = audio.size / SAMPLE_RATE
+    assert len(reports) == len(bounds) + 1  # at the start, then as each window is done
+    assert {t for _, t in reports} == {total}
+    assert [d for d, _ in reports] == sorted(d for d, _ in reports)
+    assert reports[-1][0] == pytest.approx(total)
     _check_joins(transcript, [lo / SAMPLE_RATE for lo, _ in bounds[1:]])
     reference = normalise_words(clip.text)
     assert len(normalise_words(transcript.text)) == len(reference)

@@ -26,6 +26,7 @@ from klippers import storage as storage_module
 from klippers.asr.transcribe import (
     FASTER_WHISPER,
     WHISPER_TIMESTAMPED,
+    Progress,
     Transcriber,
 )
 from klippers.asr.transcript import Transcript
@@ -392,8 +393,10 @@ class Capitals:
 
     heard: Transcriber
 
-    def transcribe(self, audio: np.ndarray, language: str | None = None) -> Transcript:
-        said = self.heard.transcribe(audio, language)
+    def transcribe(
+        self, audio: np.ndarray, language: str | None = None, progress: Progress | None = None
+    ) -> Transcript:
+        said = self.heard.transcribe(audio, language, progress)
         sentences = tuple(
             replace(
                 sentence,
