@@ -323,7 +323,7 @@ def run_parent(
         video = original.path()
         report("transcribe")
         speech, words_sha256 = _transcribe(
-            storage, ref, video, transcript_inputs, attempt, _logged(progress)
+            storage, ref, video, transcript_inputs, attempt, logged_progress(progress)
         )
     settings = cut or CutSettings()
     request = _request(config, previous, scoring)
@@ -438,7 +438,7 @@ def probe_speech(storage: Storage, ref: VideoRef, video: Path) -> klipmedia.Medi
     return info
 
 
-def _logged(progress: Progress | None) -> Progress:
+def logged_progress(progress: Progress | None = None) -> Progress:
     """``progress``, logging each report first (the cloud's only view of a long ASR)."""
 
     def report(done: float, total: float) -> None:

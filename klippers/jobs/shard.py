@@ -33,7 +33,7 @@ from klippers.contract import (
     VideoRef,
     recipe_digest,
 )
-from klippers.jobs.parent import Original, asr_settings, probe_speech
+from klippers.jobs.parent import Original, asr_settings, logged_progress, probe_speech
 from klippers.jobs.runner import (
     JobEnvironment,
     JobInputError,
@@ -97,7 +97,7 @@ def transcribe_shard(
     asr = plan.inputs["asr"]
     log.info("transcribing window %d: %.1f s to %.1f s", n, window.start, window.end)
     found = load_transcriber(asr["backend"], asr["model"]).transcribe(
-        piece, language=asr["language"]
+        piece, language=asr["language"], progress=logged_progress()
     )
     words = shifted(found, window.start, window.end)
     storage.delete(recipe_key)

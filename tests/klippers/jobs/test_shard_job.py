@@ -12,7 +12,7 @@ import av
 import numpy as np
 import pytest
 
-from klippers.asr.transcribe import SAMPLE_RATE, Transcriber, load_transcriber
+from klippers.asr.transcribe import SAMPLE_RATE, Progress, Transcriber, load_transcriber
 from klippers.asr.transcript import Transcript
 from klippers.contract import ShortsConfig, VideoRef
 from klippers.jobs import parent, shard
@@ -93,7 +93,9 @@ class _Deaf:
 
     heard: list[int] = field(default_factory=list)
 
-    def transcribe(self, audio: np.ndarray, language: str | None = None) -> Transcript:
+    def transcribe(
+        self, audio: np.ndarray, language: str | None = None, progress: Progress | None = None
+    ) -> Transcript:
         self.heard.append(audio.size)
         return Transcript(language or "en", audio.size / SAMPLE_RATE)
 
