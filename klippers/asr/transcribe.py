@@ -394,7 +394,8 @@ def decode_audio(path: str | Path, start: float = 0.0, end: float | None = None)
     decode only that span: the stream is sought to just before ``start`` and decoding stops
     at ``end``. The samples are those of the whole-file decode,
     ``decode_audio(path)[round(start * 16000) : round(end * 16000)]``: the same on PCM, within
-    about 1 % RMS on AAC (whose noise-filled bands decode differently after a seek).
+    about 1 % RMS on AAC (whose noise-filled bands decode differently after a seek), and
+    up to half a millisecond off where timestamps are whole milliseconds (WebM, Matroska).
 
     Raises
     ------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import wave
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
@@ -118,3 +119,44 @@ def test_a_span_past_the_end_is_empty_and_a_reversed_one_is_refused(talk: Path) 
         decode_audio(talk, 5.0, 4.0)
     with pytest.raises(ValueError, match="start must be"):
         decode_audio(talk, -1.0)
+
+
+def _write_opus_webm(path: Path, seconds: int) -> Path:
+    """Stereo Opus in WebM (what a downloader gets from a video site): millisecond timestamps
+    and frames of 20 ms after a first one shortened by the encoder's pre-skip."""
+    rate = 48_000
+    noise = np.random.default_rng(3).uniform(-0.3, 0.3, seconds * rate).astype(np.float32)
+    with av.open(str(path), "w", format="webm") as out:
+        stream = out.add_stream("libopus", rate=rate, layout="stereo")
+        size = stream.codec_context.frame_size or 960
+        for n in range(0, noise.size - size + 1, size):
+            chunk = noise[n : n + size]
+            frame = av.AudioFrame.from_ndarray(
+                np.stack([chunk, chunk]), format="fltp", layout="stereo"
+            )
+            frame.sample_rate = rate
+            frame.pts = n
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def test_a_span_of_opus_in_webm_is_the_whole_decode_s_within_half_a_millisecond(
+    tmp_path: Path,
+) -> None:
+    """WebM's millisecond timestamps place a frame only to the nearest millisecond (the one
+    after the pre-skip starts at 13.5 ms, stamped 14): a span may sit up to half of one off
+    the whole decode, whose frames follow each other, and is otherwise the same samples."""
+    path = _write_opus_webm(tmp_path / "speech.webm", 20)
+    whole = decode_audio(path)
+    for start, end in [(5.3, 9.7), (12.0, None)]:
+        span, reference = decode_audio(path, start, end), whole_slice(whole, start, end)
+        assert abs(span.size - reference.size) <= SAMPLE_RATE // 2000
+        size = min(span.size, reference.size)
+        lag = best_lag(reference[:size], span[:size])
+        assert abs(lag) <= SAMPLE_RATE // 2000
+        reach = 4 * MAX_LAG
+        aligned = span[reach + lag : size - reach + lag]
+        assert relative_error(reference[reach : size - reach], aligned) < 1e-3
