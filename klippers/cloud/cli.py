@@ -603,8 +603,9 @@ def _echo_sharding(common: dict[str, Any], single: Any) -> None:
     for label, e in rows:
         click.echo(f"{label:<26} {e.shards:>7} {e.wall_minutes:>8.1f} {e.total_dollars:>8.3f}")
     best = min((single, fastest), key=lambda e: (round(e.wall_seconds, 1), e.total_dollars))
+    switch = "shardTranscription true" if best.shards > 1 else "shardTranscription off"
     click.echo(
-        f"recommended for {hours:g} h: {best.shards} window(s) "
+        f"recommended for {hours:g} h: {best.shards} window(s), stack config {switch} "
         f"(shards: {SHARD_SIZE.vcpu:g} vCPU/{SHARD_SIZE.memory_gb:g} GB, ASR at the "
         f"speed measured on {ASR_MEASURED_CORES} cores; each shard starts a task and "
         "downloads the original)"

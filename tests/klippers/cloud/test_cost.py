@@ -333,6 +333,8 @@ def test_estimate_command_compares_single_pass_and_sharded() -> None:
     assert result.exit_code == 0, result.output
     assert "single pass" in result.output
     assert "sharded, plan: 10" in result.output
-    assert "recommended for 3 h: 10 window(s)" in result.output
+    assert "recommended for 3 h: 10 window(s), stack config shardTranscription true" in (
+        result.output
+    )
     one = klip("estimate", "--hours", "1", "--shorts", "5")
-    assert "recommended for 1 h: 1 window(s)" in one.output
+    assert "recommended for 1 h: 1 window(s), stack config shardTranscription off" in one.output
