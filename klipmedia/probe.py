@@ -134,12 +134,44 @@ def stream_fps(stream: av.video.stream.VideoStream) -> Fraction:
     return FALLBACK_FPS
 
 
+TAIL_SCAN_S = 30.0
+"""How much of a file's end is read for the last picture when its video has no duration."""
+
+
 def _duration(container: av.container.InputContainer, video: av.video.stream.VideoStream) -> float:
     if video.duration is not None and video.time_base is not None:
         return float(video.duration * video.time_base)
-    if container.duration is not None:
-        return container.duration / av.time_base
-    return 0.0
+    if container.duration is None:
+        return 0.0
+    length = container.duration / av.time_base
+    return _video_end(container.name, length) or length
+
+
+def _video_end(path: str, length: float) -> float | None:
+    """Where the last picture ends (seconds on the media timeline), from the packets of the
+    file's last :data:`TAIL_SCAN_S`; None when none is found.
+
+    WebM and Matroska record no stream duration, and the container's is its longest
+    stream's: audio that runs on after the picture stops would pass for video.
+    """
+    try:
+        with av.open(path) as container:
+            video = container.streams.video[0]
+            if video.time_base is None:
+                return None
+            origin = timeline_origin(container)
+            tail = Fraction(origin + max(0.0, length - TAIL_SCAN_S))
+            container.seek(round(tail / video.time_base), stream=video, backward=True)
+            frame = 1 / stream_fps(video)
+            ends = [
+                packet.pts * video.time_base
+                + (packet.duration * video.time_base if packet.duration else frame)
+                for packet in container.demux(video)
+                if packet.pts is not None
+            ]
+    except av.FFmpegError:
+        return None
+    return float(max(ends)) - origin if ends else None
 
 
 def _first_frame(container: av.container.InputContainer, path: Path) -> dict[str, Any]:

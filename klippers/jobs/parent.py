@@ -22,7 +22,7 @@ import logging
 import math
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -346,7 +346,7 @@ def run_parent(
         attempt.require_time(duration, None)
         speech = _Speech.of(_read_transcript(storage, ref), decode_audio(video))
     result = select_highlights(
-        speech.transcript,
+        within_picture(speech.transcript, klipmedia.probe(video).duration),
         count=request["segment_count"] or None,
         target_duration=request["target_duration"],
         min_duration=request["min_duration"],
@@ -436,6 +436,20 @@ def probe_speech(storage: Storage, ref: VideoRef, video: Path) -> klipmedia.Medi
             "there is no speech to find shorts in"
         )
     return info
+
+
+def within_picture(transcript: Transcript, picture_end: float) -> Transcript:
+    """``transcript`` without the sentences that end after the picture does (a recording
+    whose camera stopped before its sound): a short needs a picture to crop."""
+    kept = tuple(s for s in transcript.sentences if s.end <= picture_end)
+    if len(kept) < len(transcript.sentences):
+        log.warning(
+            "the picture ends at %.1f s, before the speech: %d sentence(s) after it are not "
+            "considered",
+            picture_end,
+            len(transcript.sentences) - len(kept),
+        )
+    return replace(transcript, sentences=kept, duration=min(transcript.duration, picture_end))
 
 
 def logged_progress(progress: Progress | None = None) -> Progress:

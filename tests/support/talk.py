@@ -87,3 +87,38 @@ def _write(path: Path, samples: np.ndarray) -> None:
             aframe.sample_rate, aframe.pts = SAMPLE_RATE, offset
             container.mux(audio.encode(aframe))
         container.mux(audio.encode())
+
+
+def picture_stops_early(dest: Path, picture_seconds: float) -> Path:
+    """The sample talk as WebM (VP8, Opus) whose picture stops after ``picture_seconds``
+    while the speech goes on (a recording whose camera stopped first). WebM records no
+    stream duration: only the packets tell where the picture ends."""
+    with av.open(str(talk_video())) as source, av.open(str(dest), "w", format="webm") as out:
+        video = out.add_stream("libvpx", rate=FPS)
+        video.width, video.height, video.pix_fmt = 320, 180, "yuv420p"
+        video.time_base = 1 / FPS
+        video.options = {"deadline": "realtime", "cpu-used": "8"}
+        audio = out.add_stream("libopus", rate=48_000, layout="mono")
+        resampler = av.AudioResampler(
+            format=audio.codec_context.format.name, layout="mono", rate=48_000
+        )
+        fifo, size, shown, heard = av.AudioFifo(), audio.codec_context.frame_size or 960, 0, 0
+        for frame in source.decode(source.streams.video[0], source.streams.audio[0]):
+            if isinstance(frame, av.VideoFrame):
+                if shown / FPS < picture_seconds:
+                    picture = frame.reformat(320, 180, "yuv420p")
+                    picture.pts, picture.time_base = shown, 1 / FPS
+                    out.mux(video.encode(picture))
+                    shown += 1
+                continue
+            for resampled in resampler.resample(frame):
+                resampled.pts = None
+                fifo.write(resampled)
+            while fifo.samples >= size:
+                chunk = fifo.read(size)
+                chunk.pts, chunk.time_base = heard, Fraction(1, 48_000)
+                heard += size
+                out.mux(audio.encode(chunk))
+        out.mux(video.encode(None))
+        out.mux(audio.encode(None))
+    return dest
