@@ -320,7 +320,12 @@ def build_definition(
                 bucket, _key_expression(SHORTS_CONFIG), "$.shorts.config", READ_CONFIG_FAILED
             )
             | {"Next": CHECK_SEGMENT_COUNT},
-            CHECK_SEGMENT_COUNT: _check_segment_count(),
+            CHECK_SEGMENT_COUNT: _count_choice(
+                "$.shorts.config.segment_count",
+                (1, MAX_SEGMENT_COUNT, LIST_SEGMENTS),
+                (0, DONE),
+                INVALID_SEGMENT_COUNT,
+            ),
             LIST_SEGMENTS: {
                 "Type": "Pass",
                 "Parameters": {
@@ -475,7 +480,6 @@ def _sharding_states(
 ) -> dict[str, Any]:
     """Plan the transcription windows, read the plan, transcribe the windows (if several)."""
     count = f"{TRANSCRIPTION_PATH}.plan.shard_count"
-    numeric = [{"Variable": count, "IsPresent": True}, {"Variable": count, "IsNumeric": True}]
     shard = {f"{FAILED_SHARD_FIELD}.$": "$.shard"}
     return {
         PLAN_JOB: {
@@ -490,21 +494,9 @@ def _sharding_states(
             SHARD_PLAN_FAILED,
         )
         | {"Next": CHECK_SHARD_COUNT},
-        CHECK_SHARD_COUNT: {
-            "Type": "Choice",
-            "Choices": [
-                {
-                    "And": [
-                        *numeric,
-                        {"Variable": count, "NumericGreaterThanEquals": 2},
-                        {"Variable": count, "NumericLessThanEquals": MAX_SHARD_COUNT},
-                    ],
-                    "Next": LIST_SHARDS,
-                },
-                {"And": [*numeric, {"Variable": count, "NumericEquals": 1}], "Next": PARENT_JOB},
-            ],
-            "Default": INVALID_SHARD_COUNT,
-        },
+        CHECK_SHARD_COUNT: _count_choice(
+            count, (2, MAX_SHARD_COUNT, LIST_SHARDS), (1, PARENT_JOB), INVALID_SHARD_COUNT
+        ),
         LIST_SHARDS: {
             "Type": "Pass",
             "Parameters": {"numbers.$": f"States.ArrayRange(1, {count}, 1)"},
@@ -560,23 +552,29 @@ def _sharding_states(
     }
 
 
-def _check_segment_count() -> dict[str, Any]:
-    count = "$.shorts.config.segment_count"
+def _count_choice(
+    count: str, many: tuple[int, int, str], single: tuple[int, str], invalid: str
+) -> dict[str, Any]:
+    """A Choice on the number at ``count``: from ``many[0]`` to ``many[1]`` goes to
+    ``many[2]``, exactly ``single[0]`` to ``single[1]``, anything else (missing, not a
+    number, out of range) to ``invalid``."""
     numeric = [{"Variable": count, "IsPresent": True}, {"Variable": count, "IsNumeric": True}]
+    low, high, then = many
+    value, otherwise = single
     return {
         "Type": "Choice",
         "Choices": [
             {
                 "And": [
                     *numeric,
-                    {"Variable": count, "NumericGreaterThanEquals": 1},
-                    {"Variable": count, "NumericLessThanEquals": MAX_SEGMENT_COUNT},
+                    {"Variable": count, "NumericGreaterThanEquals": low},
+                    {"Variable": count, "NumericLessThanEquals": high},
                 ],
-                "Next": LIST_SEGMENTS,
+                "Next": then,
             },
-            {"And": [*numeric, {"Variable": count, "NumericEquals": 0}], "Next": DONE},
+            {"And": [*numeric, {"Variable": count, "NumericEquals": value}], "Next": otherwise},
         ],
-        "Default": INVALID_SEGMENT_COUNT,
+        "Default": invalid,
     }
 
 
