@@ -174,19 +174,20 @@ class Original:
 
 @dataclass(frozen=True)
 class _Speech:
-    """A transcript and the loudness of each second of its audio.
+    """A transcript, the loudness of each second of its audio, and where the picture ends.
 
-    The audio is decoded once, for both, and let go as soon as both are measured: only the
-    per-second levels (one float a second) wait for selection.
+    The audio is decoded once, for the transcript and the loudness, and let go as soon as
+    both are measured: only the per-second levels (one float a second) wait for selection.
     """
 
     transcript: Transcript
     loudness: npt.NDArray[np.float64]
+    picture_end: float
 
     @classmethod
-    def of(cls, transcript: Transcript, audio: np.ndarray) -> _Speech:
+    def of(cls, transcript: Transcript, audio: np.ndarray, picture_end: float) -> _Speech:
         """``transcript`` with the loudness of ``audio`` (16 kHz mono)."""
-        return cls(transcript, loudness_of_samples(audio, SAMPLE_RATE))
+        return cls(transcript, loudness_of_samples(audio, SAMPLE_RATE), picture_end)
 
 
 @dataclass(frozen=True)
@@ -262,8 +263,8 @@ def decoded_audio(duration: float) -> tuple[Path, int]:
 
 def figured_model(model: str) -> str:
     """The ASR model whose CPU figure stands for ``model``: itself, or the one its folder is
-    named after; else the fastest (the cloud image's folder is not named after its model),
-    so that a model without a figure never makes the time model refuse more."""
+    named after (the cloud image's is); else the fastest, so that a model without a figure
+    never makes the time model refuse more."""
     name = Path(model).name
     if name in ASR_MODEL_CPU_FACTOR:
         return name
@@ -344,9 +345,9 @@ def run_parent(
         duration = probe_speech(storage, ref, video).duration
         attempt.require_disk(duration)
         attempt.require_time(duration, None)
-        speech = _Speech.of(_read_transcript(storage, ref), decode_audio(video))
+        speech = _Speech.of(_read_transcript(storage, ref), decode_audio(video), duration)
     result = select_highlights(
-        within_picture(speech.transcript, klipmedia.probe(video).duration),
+        within_picture(speech.transcript, speech.picture_end),
         count=request["segment_count"] or None,
         target_duration=request["target_duration"],
         min_duration=request["min_duration"],
@@ -494,7 +495,7 @@ def _transcribe(
         if not storage.is_current(key, files[kind]):
             storage.upload(files[kind], key)
     write_recipe(storage, ref.transcript_recipe, inputs)
-    return _Speech.of(transcript, audio), file_sha256(files["words"])
+    return _Speech.of(transcript, audio, duration), file_sha256(files["words"])
 
 
 def _read_transcript(storage: Storage, ref: VideoRef) -> Transcript:
