@@ -215,18 +215,27 @@ def _frames(
         yield from packet.decode()
 
 
+def _row_width(frame: av.AudioFrame) -> int:
+    """Values per sample in a row of ``frame.to_ndarray()``: one per plane, all channels
+    interleaved in one row when packed."""
+    return 1 if frame.format.is_planar else len(frame.layout.channels)
+
+
+def _frame_like(like: av.AudioFrame, samples: Any) -> av.AudioFrame:
+    """A frame of ``samples`` (shaped as ``like.to_ndarray()``) in ``like``'s format,
+    layout and rate."""
+    frame = av.AudioFrame.from_ndarray(
+        np.ascontiguousarray(samples), format=like.format.name, layout=like.layout.name
+    )
+    frame.sample_rate = like.sample_rate
+    return frame
+
+
 def _trimmed(frame: av.AudioFrame, count: int) -> av.AudioFrame:
     """``frame`` without its first ``count`` samples."""
     if count <= 0:
         return frame
-    width = 1 if frame.format.is_planar else len(frame.layout.channels)
-    kept: Any = np.ascontiguousarray(frame.to_ndarray()[:, count * width :])  # any sample type
-    rest = av.AudioFrame.from_ndarray(
-        kept,
-        format=frame.format.name,
-        layout=frame.layout.name,
-    )
-    rest.sample_rate = frame.sample_rate
+    rest = _frame_like(frame, frame.to_ndarray()[:, count * _row_width(frame) :])
     if frame.pts is not None and frame.time_base is not None:
         rest.time_base = frame.time_base
         rest.pts = frame.pts + round(Fraction(count, frame.sample_rate) / frame.time_base)
@@ -288,13 +297,8 @@ def _fed_from(
 
 def _silence(like: av.AudioFrame, count: int) -> av.AudioFrame:
     """``count`` samples of silence in ``like``'s format, layout and rate."""
-    planes = len(like.layout.channels) if like.format.is_planar else 1
-    width = 1 if like.format.is_planar else len(like.layout.channels)
-    dtype = like.to_ndarray().dtype
-    zeros: Any = np.zeros((planes, count * width), dtype=dtype)
-    frame = av.AudioFrame.from_ndarray(zeros, format=like.format.name, layout=like.layout.name)
-    frame.sample_rate = like.sample_rate
-    return frame
+    rows = like.to_ndarray()
+    return _frame_like(like, np.zeros((rows.shape[0], count * _row_width(like)), rows.dtype))
 
 
 def _placed(
