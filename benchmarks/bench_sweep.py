@@ -44,6 +44,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.events import QuietEvents  # noqa: E402
 from klippers.contract import SHORTS_DIR  # noqa: E402
 from tests.support.speech import SAMPLE_RATE, speak, trim_to_voice  # noqa: E402
 from tests.support.whisper_models import ct2_tiny_en_path  # noqa: E402
@@ -197,7 +198,7 @@ def _write_talk(path: Path, clip: Path, loops: int) -> None:
 # --- the run, in a child process ---------------------------------------------------------------
 
 
-class _Reporter:
+class _Reporter(QuietEvents):
     """Events that write each stage's start to stdout, one JSON object a line."""
 
     current = "start"
@@ -206,21 +207,6 @@ class _Reporter:
         self.current = name
         sys.stdout.write(json.dumps({"stage": name, "t": time.time()}) + "\n")
         sys.stdout.flush()
-
-    def stage_progress(self, done: float, total: float) -> None:
-        pass
-
-    def shorts_planned(self, count: int) -> None:
-        pass
-
-    def short_progress(self, segment: int, done: int, total: int) -> None:
-        pass
-
-    def short_finished(self, segment: int, reused: bool) -> None:
-        pass
-
-    def short_retrying(self, segment: int, error: str, delay: float) -> None:
-        raise SystemExit(f"short {segment} failed during the benchmark: {error}")
 
 
 def _child(video: Path, out: Path) -> None:

@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_sweep import sweep_video  # noqa: E402
+from benchmarks.events import QuietEvents  # noqa: E402
 from klippers.contract import VideoRef  # noqa: E402
 from klippers.jobs.parent import run_parent  # noqa: E402
 from klippers.local import RunOptions, prepare_inputs, render_children  # noqa: E402
@@ -47,27 +48,12 @@ BUSY_TARGET = 0.90
 CPU_RATIO_TARGET = 1.05
 
 
-class _Quiet:
-    """Events that ignore progress and stop the benchmark on a failed short."""
-
-    def stage(self, name: str) -> None:
-        pass
-
-    def stage_progress(self, done: float, total: float) -> None:
-        pass
-
-    def shorts_planned(self, count: int) -> None:
-        pass
-
-    def short_progress(self, segment: int, done: int, total: int) -> None:
-        pass
+class _Quiet(QuietEvents):
+    """Events that also stop the benchmark on a short that was not rendered again."""
 
     def short_finished(self, segment: int, reused: bool) -> None:
         if reused:
             raise SystemExit(f"short {segment} was reused, not rendered")
-
-    def short_retrying(self, segment: int, error: str, delay: float) -> None:
-        raise SystemExit(f"short {segment} failed during the benchmark: {error}")
 
 
 def prepare(out: Path, video: Path, shorts: int) -> list[int]:
